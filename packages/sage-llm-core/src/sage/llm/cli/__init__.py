@@ -1,0 +1,1 @@
+"""The ``sage-llm`` command line; each command group lives in its own module."""

@@ -1,0 +1,98 @@
+"""``sage-llm strategies list|show``: what is installed, what failed, what a strategy takes."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from sage.llm.registry import (
+    STATUS_OK,
+    get_strategy_class,
+    list_strategies,
+)
+
+
+@click.group()
+def strategies() -> None:
+    """Inspect installed speculative-decoding strategies."""
+
+
+@strategies.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_command(as_json: bool) -> None:
+    """Every installed strategy, including those that failed to load, with the reason."""
+    infos = list_strategies()
+    if as_json:
+        click.echo(json.dumps([i.to_json() for i in infos], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sage.llm.speculative strategies")
+    for column in ("name", "aliases", "distribution", "version", "status", "hooks / error"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        detail = ", ".join(info.hooks) if info.status == STATUS_OK else (info.error or "")
+        style = "green" if info.status == STATUS_OK else "red"
+        table.add_row(
+            info.name,
+            ", ".join(info.aliases),
+            info.distribution or "?",
+            info.version or "?",
+            f"[{style}]{info.status}[/{style}]",
+            detail,
+        )
+    console = Console()
+    if not infos:
+        console.print(
+            "No strategy plugins installed. Try: pip install sage-llm-strategy-ngram "
+            "sage-llm-strategy-draft sage-llm-strategy-dynamic"
+        )
+        return
+    console.print(table)
+
+
+@strategies.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def show_command(name: str, as_json: bool) -> None:
+    """A strategy's parameters, with types, defaults, bounds and documentation."""
+    cls = get_strategy_class(name)
+    specs = cls.parameters()
+    doc = (cls.__doc__ or "").strip()
+    if as_json:
+        payload = {
+            "name": cls.strategy_name(),
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "doc": doc,
+            "parameters": [s.to_json() for s in specs],
+        }
+        click.echo(json.dumps(payload, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{cls.strategy_name()}[/bold]  ({cls.__module__}.{cls.__qualname__})")
+    if doc:
+        console.print(doc)
+    table = Table()
+    for column in ("parameter", "type", "default", "range / choices", "description"):
+        table.add_column(column, overflow="fold")
+    for s in specs:
+        bounds = []
+        if s.ge is not None:
+            bounds.append(f">= {s.ge:g}")
+        if s.le is not None:
+            bounds.append(f"<= {s.le:g}")
+        if s.choices is not None:
+            bounds.append(" | ".join(map(str, s.choices)))
+        table.add_row(
+            s.name,
+            s.type_name,
+            "(required)" if s.required else repr(s.default),
+            ", ".join(bounds),
+            s.doc,
+        )
+    console.print(table)

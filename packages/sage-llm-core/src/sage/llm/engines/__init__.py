@@ -1,0 +1,1 @@
+"""Engines that run speculative decoding: ``vllm`` (production) and ``transformers`` (reference)."""

@@ -1,0 +1,28 @@
+"""vLLM engine integration (the seed's import path ``sage.llm.engines.vllm``).
+
+Strategy classes are resolved lazily through the entry points, exactly as from ``sage.llm``.
+vLLM itself is only imported when an engine is started.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sage.llm.engines.vllm.config import build_engine_args
+from sage.llm.strategy import SpeculativeStrategy
+
+_LAZY_ATTRIBUTES: dict[str, str] = {}
+
+__all__ = ["SpeculativeStrategy", "build_engine_args"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(module), name)
+    if name.startswith("__"):
+        raise AttributeError(name)
+    from sage.llm.registry import resolve_class_export
+
+    return resolve_class_export(name)

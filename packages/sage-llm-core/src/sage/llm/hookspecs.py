@@ -1,0 +1,52 @@
+"""The single definition of what a strategy plugin may implement.
+
+A strategy plugin is a class (the object its ``sage.llm.speculative`` entry point names). Its
+methods whose names appear below are its hook implementations; pluggy checks each one's
+signature against the spec when the plugin is loaded (see :mod:`sage.llm.plugins`), so a typo
+in an argument name is reported with the plugin, its distribution and the hook, instead of
+failing later inside an engine. Marking a method with :data:`hookimpl` is optional; it makes a
+misspelled hook name (``def aply``) an error too.
+
+Adding a hook here is backwards compatible: every hook except ``apply`` is optional, and the
+:class:`~sage.llm.strategy.SpeculativeStrategy` base class provides a default for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pluggy
+
+PROJECT = "sage.llm"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+REQUIRED_HOOKS = frozenset({"apply"})
+"""Hooks every strategy must implement itself (not inherit from the base class)."""
+
+
+class StrategySpec:
+    """Hook specifications. Each is a method of the strategy class, called on an instance."""
+
+    @hookspec(firstresult=True)
+    def apply(self, engine_config: dict[str, Any]) -> None:
+        """Write vLLM engine arguments into ``engine_config`` (required).
+
+        Everything speculative goes into ``engine_config["speculative_config"]``, merged with
+        what is already there. Top-level keys of older plugins are migrated by the core.
+        """
+
+    @hookspec(firstresult=True)
+    def validate(self) -> None:
+        """Check relations between parameters (``min_tokens <= max_tokens``) and raise
+        :class:`~sage.llm.errors.InvalidParameterError`. Single parameters are checked from
+        their declaration before this runs."""
+
+    @hookspec(firstresult=True)
+    def make_proposer(self, context: Any) -> Any:
+        """Return a :class:`~sage.llm.proposer.Proposer` for engines that run the draft/verify
+        loop themselves, or ``None`` when the strategy only configures vLLM."""
+
+
+SPEC_NAMES = frozenset(name for name in vars(StrategySpec) if not name.startswith("_"))

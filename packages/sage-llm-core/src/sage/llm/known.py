@@ -1,0 +1,49 @@
+"""Install hints for the strategies this project publishes.
+
+This is not a registry: nothing here is imported or resolved. When a name or a seed class
+(``from sage.llm import NgramStrategy``) is asked for and no installed plugin provides it, the
+error says which distribution to ``pip install``. Strategies are found only through entry
+points (:mod:`sage.llm.discovery`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class KnownStrategy(NamedTuple):
+    name: str
+    aliases: tuple[str, ...]
+    class_name: str
+    distribution: str
+
+
+KNOWN_STRATEGIES: tuple[KnownStrategy, ...] = (
+    KnownStrategy("ngram", (), "NgramStrategy", "sage-llm-strategy-ngram"),
+    KnownStrategy("draft", ("draft-model",), "DraftModelStrategy", "sage-llm-strategy-draft"),
+    KnownStrategy(
+        "dynamic-lookahead", ("dynamic",), "DynamicLookaheadStrategy", "sage-llm-strategy-dynamic"
+    ),
+)
+
+
+def hint_for_name(name: str) -> KnownStrategy | None:
+    key = name.strip().lower()
+    for known in KNOWN_STRATEGIES:
+        if key == known.name or key in known.aliases:
+            return known
+    return None
+
+
+def hint_for_class(class_name: str) -> KnownStrategy | None:
+    for known in KNOWN_STRATEGIES:
+        if known.class_name == class_name:
+            return known
+    return None
+
+
+def install_hint(known: KnownStrategy) -> str:
+    return (
+        f"Strategy {known.name!r} is provided by the distribution {known.distribution!r}, "
+        f"which is not installed: pip install {known.distribution}"
+    )

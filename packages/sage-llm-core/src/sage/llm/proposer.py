@@ -1,0 +1,67 @@
+"""The per-step face of a strategy: a proposer driven by an engine that runs the loop itself.
+
+vLLM runs its own draft/verify loop, so for vLLM a strategy only writes engine arguments
+(:meth:`SpeculativeStrategy.apply`). The reference engine runs the loop in Python and asks the
+strategy for a :class:`Proposer` instead (:meth:`SpeculativeStrategy.make_proposer`). Keeping the
+two faces separate lets a plugin implement either or both; a plugin written before proposers
+existed keeps working, it just cannot run on the reference engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass
+class Proposal:
+    """Up to ``k`` proposed tokens for the next verification step.
+
+    ``draft_probs`` is the proposer's distribution ``q`` for each proposed position
+    (a tensor ``[len(token_ids), vocab]``) when the proposer samples from a model; ``None`` means
+    the proposal is deterministic (``q`` is a point mass on each token), as for n-gram lookup.
+    An empty proposal makes the step plain decoding.
+    """
+
+    token_ids: list[int] = field(default_factory=list)
+    draft_probs: Any | None = None
+
+    def __len__(self) -> int:
+        return len(self.token_ids)
+
+
+@runtime_checkable
+class Proposer(Protocol):
+    """What the reference engine calls once per step.
+
+    ``context_ids`` holds every committed token (prompt plus accepted output); it only grows
+    within a request, so a proposer may index it incrementally. ``max_tokens`` is the most the
+    engine will verify this step; an adaptive proposer may choose fewer, or none.
+    """
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        """A new request begins with ``prompt_ids``; drop per-request state."""
+        ...
+
+    def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        """Propose between 0 and ``max_tokens`` tokens that continue ``context_ids``."""
+        ...
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None:
+        """The engine accepted ``num_accepted`` of the ``num_proposed`` tokens."""
+        ...
+
+
+@dataclass(frozen=True)
+class ProposerContext:
+    """What the engine tells a strategy when it asks for a proposer."""
+
+    target: Any = None
+    tokenizer: Any = None
+    vocab_size: int = 0
+    device: str = "cpu"
+    dtype: Any = None
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None

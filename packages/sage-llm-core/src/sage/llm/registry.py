@@ -1,0 +1,351 @@
+"""Resolving strategy names to classes and instances: where a strategy is resolved.
+
+``get_strategy("ngram", n=5)`` goes: parse the name (:mod:`sage.llm.params`) → find the entry
+point by name or alias, without importing anything (:mod:`sage.llm.discovery`) → check the
+plugin's declared ``sage-llm-core`` range → import that one entry point → validate the class
+against the hookspec (:mod:`sage.llm.plugins`) → validate the parameters → instance.
+
+Load results, good or bad, are cached per entry point, so a broken plugin is imported once and
+reported the same way every time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sage.llm import discovery, known
+from sage.llm import params as _params
+from sage.llm.discovery import StrategyEntry
+from sage.llm.errors import (
+    AmbiguousStrategyError,
+    IncompatibleStrategyError,
+    InvalidParameterError,
+    StrategyDisabledError,
+    StrategyLoadError,
+    StrategyNotInstalledError,
+    UnknownStrategyError,
+)
+from sage.llm.plugins import PluginValidationFailed, plugin_manager
+from sage.llm.strategy import SpeculativeStrategy
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+STATUS_INCOMPATIBLE = "incompatible"
+
+
+@dataclass
+class StrategyInfo:
+    """What ``list_strategies`` and ``sage-llm strategies list`` report about one plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    target: str
+    status: str
+    error: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    hooks: list[str] = field(default_factory=list)
+    requires_core: str | None = None
+    summary: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "target": self.target,
+            "status": self.status,
+            "error": self.error,
+            "aliases": self.aliases,
+            "hooks": self.hooks,
+            "requires_core": self.requires_core,
+            "summary": self.summary,
+        }
+
+
+_loaded: dict[str, type[SpeculativeStrategy] | StrategyLoadError] = {}
+_names_by_class: dict[type, str] = {}
+
+
+def _cache_key(entry: StrategyEntry) -> str:
+    return f"{entry.qualified_name}={entry.target}"
+
+
+def _check_compatible(entry: StrategyEntry) -> None:
+    spec = entry.core_requirement()
+    if not spec:
+        return
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        ok = SpecifierSet(spec).contains(discovery.core_version(), prereleases=True)
+    except InvalidSpecifier:
+        return
+    if not ok:
+        raise IncompatibleStrategyError(
+            entry.name,
+            entry.distribution,
+            entry.version,
+            f"it needs sage-llm-core{spec}, but sage-llm-core {discovery.core_version()} is "
+            f"installed. Install a release of {entry.distribution} built for this core, or "
+            f"pip install 'sage-llm-core{spec}'.",
+        )
+
+
+def _summarize(exc: BaseException) -> str:
+    """The exception and the innermost frames, short enough for one listing row."""
+    frames = traceback.extract_tb(exc.__traceback__)[-2:]
+    where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames)
+    msg = f"{type(exc).__name__}: {exc}".strip()
+    return f"{msg} (at {where})" if where else msg
+
+
+def load_entry(entry: StrategyEntry) -> type[SpeculativeStrategy]:
+    """Import and validate one entry point; raises StrategyLoadError (cached) on failure."""
+    key = _cache_key(entry)
+    cached = _loaded.get(key)
+    if cached is None:
+        cached = _load_uncached(entry)
+        _loaded[key] = cached
+    if isinstance(cached, StrategyLoadError):
+        raise cached
+    return cached
+
+
+def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | StrategyLoadError:
+    try:
+        _check_compatible(entry)
+    except IncompatibleStrategyError as exc:
+        return exc
+    try:
+        obj = entry.entry_point.load()
+    except Exception as exc:  # any import-time failure of third-party code
+        err = StrategyLoadError(
+            entry.name, entry.distribution, entry.version, f"import failed: {_summarize(exc)}"
+        )
+        err.__cause__ = exc
+        return err
+    try:
+        plugin_manager.register_strategy(obj, entry.qualified_name)
+    except PluginValidationFailed as exc:
+        return StrategyLoadError(entry.name, entry.distribution, entry.version, str(exc))
+    declared = getattr(obj, "name", None)
+    if declared and declared != entry.name:
+        plugin_manager.unregister(name=entry.qualified_name)
+        return StrategyLoadError(
+            entry.name,
+            entry.distribution,
+            entry.version,
+            f"the class says name = {declared!r} but its entry point registers it as "
+            f"{entry.name!r}; make them equal.",
+        )
+    _names_by_class.setdefault(obj, entry.name)
+    return obj
+
+
+def _select(name: str, distribution: str | None) -> StrategyEntry:
+    found = discovery.find(name, distribution)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        # the same distribution registering a name twice is one plugin, not ambiguity
+        dists = sorted({e.distribution or "?" for e in found})
+        if len(dists) == 1:
+            exact = [e for e in found if e.name == name]
+            return (exact or found)[0]
+        raise AmbiguousStrategyError(name, dists)
+    _raise_not_found(name, distribution)
+    raise AssertionError("unreachable")
+
+
+def _raise_not_found(name: str, distribution: str | None) -> None:
+    disabled = [
+        e
+        for e in discovery.installed_entries()
+        if e not in discovery.entries() and (name == e.name or name in e.aliases)
+    ]
+    if disabled:
+        allowed = ",".join(sorted(discovery.allowed_names() or ()))
+        raise StrategyDisabledError(
+            f"strategy {name!r} is installed ({disabled[0].distribution}) but "
+            f"{discovery.PLUGINS_ENV}={allowed!r} does not allow it to load. "
+            f"Add {name!r} to {discovery.PLUGINS_ENV} or unset the variable."
+        )
+    if distribution is not None and discovery.find(name):
+        others = sorted({e.distribution or "?" for e in discovery.find(name)})
+        raise UnknownStrategyError(
+            f"{distribution}:{name}",
+            available_names(),
+            install_hint=f"Distribution {distribution!r} does not register {name!r}; "
+            f"it is registered by: {', '.join(others)}.",
+        )
+    names = available_names()
+    hint = known.hint_for_name(name)
+    suggestions = difflib.get_close_matches(name, names + _known_names(), n=3, cutoff=0.6)
+    raise UnknownStrategyError(name, names, suggestions, known.install_hint(hint) if hint else None)
+
+
+def _known_names() -> list[str]:
+    return [n for k in known.KNOWN_STRATEGIES for n in (k.name, *k.aliases)]
+
+
+def available_names() -> list[str]:
+    """Canonical names and aliases of the allowed strategies (nothing is imported)."""
+    names: set[str] = set()
+    for e in discovery.entries():
+        names.add(e.name)
+        names.update(e.aliases)
+    return sorted(names)
+
+
+def get_strategy_class(name: str, *, distribution: str | None = None) -> type[SpeculativeStrategy]:
+    """The class registered under ``name`` (or an alias), importing only that entry point.
+
+    ``name`` may be qualified as ``"distribution:name"`` to pick one of several distributions
+    that register the same name.
+    """
+    spec = _params.parse_spec(name)
+    if spec.params:
+        raise InvalidParameterError(spec.name, "get_strategy_class takes a name, not parameters.")
+    return load_entry(_select(spec.name, distribution or spec.distribution))
+
+
+def get_strategy(
+    spec: str | SpeculativeStrategy,
+    /,
+    *,
+    distribution: str | None = None,
+    **params: Any,
+) -> SpeculativeStrategy:
+    """A configured strategy from a name or a string such as ``"ngram:n=5"``.
+
+    Keyword arguments are parameters and override those in the string. Unknown, missing, badly
+    typed and out-of-range parameters raise :class:`~sage.llm.errors.InvalidParameterError`.
+    An instance is returned unchanged (so APIs can accept either form).
+    """
+    if isinstance(spec, SpeculativeStrategy):
+        if params:
+            raise InvalidParameterError(
+                spec.strategy_name(), "pass parameters with a name, not with an instance."
+            )
+        return spec
+    parsed = _params.parse_spec(spec)
+    entry = _select(parsed.name, distribution or parsed.distribution)
+    cls = load_entry(entry)
+    values = _params.coerce_all(entry.name, cls, parsed.params)
+    values.update(params)
+    return build(cls, values, entry.name)
+
+
+def build(
+    cls: type[SpeculativeStrategy], values: Mapping[str, Any], label: str
+) -> SpeculativeStrategy:
+    """Instantiate ``cls`` with checked names; type/range errors come from the class itself."""
+    _params.check_names(label, cls, values)
+    try:
+        return cls(**values)
+    except InvalidParameterError:
+        raise
+    except TypeError as exc:
+        raise InvalidParameterError(label, f"could not construct {cls.__name__}: {exc}") from exc
+
+
+def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
+    """Every allowed strategy plugin with its status (``ok``, ``failed``, ``incompatible``).
+
+    With ``load=False`` nothing is imported and every status is reported from metadata only
+    (``incompatible`` is still detected; import failures are not).
+    ``SAGE_LLM_STRICT_PLUGINS=1`` raises the first failure instead of reporting it.
+    """
+    infos = []
+    for entry in discovery.entries():
+        info = StrategyInfo(
+            name=entry.name,
+            distribution=entry.distribution,
+            version=entry.version,
+            target=entry.target,
+            status=STATUS_OK,
+            aliases=list(entry.aliases),
+            requires_core=entry.core_requirement(),
+        )
+        try:
+            if load:
+                cls = load_entry(entry)
+                info.hooks = plugin_manager.implemented_hooks(entry.qualified_name)
+                info.summary = _first_line(cls.__doc__)
+            else:
+                _check_compatible(entry)
+        except IncompatibleStrategyError as exc:
+            info.status, info.error = STATUS_INCOMPATIBLE, exc.reason
+            if discovery.strict():
+                raise
+        except StrategyLoadError as exc:
+            info.status, info.error = STATUS_FAILED, exc.reason
+            if discovery.strict():
+                raise
+        infos.append(info)
+    return infos
+
+
+def name_of(cls: type) -> str | None:
+    """The name a loaded strategy class was registered under."""
+    name = _names_by_class.get(cls)
+    if name:
+        return name
+    target_suffix = f":{cls.__qualname__}"
+    for entry in discovery.entries():
+        if entry.target.endswith(target_suffix) or entry.class_name == cls.__name__:
+            try:
+                if load_entry(entry) is cls:
+                    return entry.name
+            except StrategyLoadError:
+                continue
+    return None
+
+
+def resolve_class_export(class_name: str) -> type[SpeculativeStrategy]:
+    """``from sage.llm import NgramStrategy``: the class an entry point names ``class_name``.
+
+    Raises :class:`~sage.llm.errors.StrategyNotInstalledError` (an ``ImportError``) naming the
+    distribution to install when no installed plugin provides it.
+    """
+    found = discovery.find_by_class_name(class_name)
+    dists = sorted({e.distribution or "?" for e in found})
+    if len(dists) > 1:
+        raise AmbiguousStrategyError(found[0].name, dists)
+    if found:
+        try:
+            return load_entry(found[0])
+        except StrategyLoadError as exc:
+            raise StrategyNotInstalledError(
+                f"cannot import name {class_name!r} from 'sage.llm': {exc}",
+                name=class_name,
+            ) from exc
+    hint = known.hint_for_class(class_name)
+    if hint is None:
+        raise AttributeError(f"module 'sage.llm' has no attribute {class_name!r}")
+    raise StrategyNotInstalledError(
+        f"cannot import name {class_name!r} from 'sage.llm': it is provided by the "
+        f"distribution {hint.distribution!r}, which is not installed (or not allowed by "
+        f"{discovery.PLUGINS_ENV}). Run: pip install {hint.distribution}",
+        name=class_name,
+    )
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().split("\n", 1)[0].strip()
+
+
+def reset() -> None:
+    """Forget discovered entry points and loaded classes (tests, in-process installs)."""
+    discovery.refresh()
+    for key in list(_loaded):
+        loaded = _loaded.pop(key)
+        qualified = key.split("=", 1)[0]
+        if not isinstance(loaded, StrategyLoadError) and plugin_manager.get_plugin(qualified):
+            plugin_manager.unregister(name=qualified)
+    _names_by_class.clear()

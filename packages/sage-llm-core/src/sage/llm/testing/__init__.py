@@ -1,0 +1,159 @@
+"""A conformance suite that strategy packages subclass to prove they follow the contract.
+
+In a strategy package's tests::
+
+    from sage.llm.testing import StrategyConformanceTests
+
+    class TestNgramConformance(StrategyConformanceTests):
+        strategy_name = "ngram"
+        valid_params = {"n": 3, "num_speculative_tokens": 2}
+        invalid_params = [{"n": 0}, {"num_speculative_tokens": "many"}]
+
+pytest collects the inherited tests. They check what every engine and tool relies on: the
+entry point resolves by name and loads cleanly, parameters are declared and validated, ``apply``
+merges a well-formed ``speculative_config`` without touching anything else, and the string and
+dict forms round-trip. Requires pytest (``pip install 'sage-llm-core[testing]'``).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from sage.llm import discovery
+from sage.llm.engines.vllm.config import check_speculative_config
+from sage.llm.errors import InvalidParameterError
+from sage.llm.registry import STATUS_OK, get_strategy, get_strategy_class, list_strategies
+from sage.llm.strategy import SpeculativeStrategy
+
+__all__ = ["StrategyConformanceTests"]
+
+_FOREIGN_CONFIG: dict[str, Any] = {
+    "model": "target-model",
+    "tensor_parallel_size": 2,
+    "max_model_len": 4096,
+    "speculative_config": {"enforce_eager": True},
+}
+"""Keys a strategy must leave alone: other engine arguments and foreign speculative keys."""
+
+
+class StrategyConformanceTests:
+    """Subclass, set ``strategy_name`` (and parameters), and pytest runs the contract checks."""
+
+    strategy_name: ClassVar[str]
+    """The entry-point name under which the package registers its strategy."""
+    valid_params: ClassVar[Mapping[str, Any]] = {}
+    """Parameters that must construct an instance (required ones included)."""
+    invalid_params: ClassVar[list[Mapping[str, Any]]] = []
+    """Parameter sets (added to ``valid_params``) that must raise InvalidParameterError."""
+
+    # -- fixtures --------------------------------------------------------------------------
+
+    @pytest.fixture
+    def strategy_class(self) -> type[SpeculativeStrategy]:
+        return get_strategy_class(self.strategy_name)
+
+    @pytest.fixture
+    def strategy(self) -> SpeculativeStrategy:
+        return get_strategy(self.strategy_name, **self.valid_params)
+
+    # -- discovery and validation ----------------------------------------------------------
+
+    def test_registered_under_its_name(self) -> None:
+        names = [e.name for e in discovery.entries()]
+        assert self.strategy_name in names, f"no entry point {self.strategy_name!r} in {names}"
+
+    def test_loads_cleanly(self) -> None:
+        info = {i.name: i for i in list_strategies()}[self.strategy_name]
+        assert info.status == STATUS_OK, info.error
+        assert "apply" in info.hooks
+        assert info.distribution, "the entry point should come from an installed distribution"
+
+    def test_declared_name_matches_entry_point(
+        self, strategy_class: type[SpeculativeStrategy]
+    ) -> None:
+        assert strategy_class.strategy_name() == self.strategy_name
+
+    def test_aliases_resolve_to_the_same_class(
+        self, strategy_class: type[SpeculativeStrategy]
+    ) -> None:
+        entry = next(e for e in discovery.entries() if e.name == self.strategy_name)
+        for alias in entry.aliases:
+            assert get_strategy_class(alias) is strategy_class
+
+    def test_every_parameter_is_documented(self, strategy_class: type[SpeculativeStrategy]) -> None:
+        for spec in strategy_class.parameters():
+            assert spec.doc.strip(), f"parameter {spec.name!r} has no doc"
+
+    # -- parameters ----------------------------------------------------------------------
+
+    def test_invalid_parameters_are_rejected(self) -> None:
+        for bad in self.invalid_params:
+            with pytest.raises(InvalidParameterError):
+                get_strategy(self.strategy_name, **{**self.valid_params, **bad})
+
+    def test_unknown_parameter_is_rejected(self) -> None:
+        with pytest.raises(InvalidParameterError, match="no_such_parameter"):
+            get_strategy(self.strategy_name, **self.valid_params, no_such_parameter=1)
+
+    def test_dict_round_trip(self, strategy: SpeculativeStrategy) -> None:
+        again = type(strategy).from_dict(strategy.to_dict())
+        assert again.to_dict() == strategy.to_dict()
+
+    def test_string_round_trip(self, strategy: SpeculativeStrategy) -> None:
+        text = strategy.to_string()
+        assert text.split(":", 1)[0] == self.strategy_name
+        assert get_strategy(text).to_dict() == strategy.to_dict()
+
+    def test_instances_are_immutable_values(self, strategy: SpeculativeStrategy) -> None:
+        if dataclasses.is_dataclass(strategy):
+            first = strategy.parameters()[0].name if strategy.parameters() else None
+            if first is not None:
+                with pytest.raises(dataclasses.FrozenInstanceError):
+                    setattr(strategy, first, getattr(strategy, first))
+
+    # -- apply -------------------------------------------------------------------------------
+
+    def test_apply_writes_a_valid_speculative_config(self, strategy: SpeculativeStrategy) -> None:
+        config: dict[str, Any] = {}
+        strategy.apply(config)
+        section = config.get("speculative_config")
+        assert isinstance(section, dict), "apply must write a speculative_config dict"
+        assert section, "apply must fill speculative_config"
+        assert isinstance(section.get("method"), str), "apply must set 'method' explicitly"
+        check_speculative_config(config, self.strategy_name)
+        json.dumps(config)  # CLIs print it as --speculative-config JSON
+
+    def test_apply_merges_and_leaves_other_keys_alone(self, strategy: SpeculativeStrategy) -> None:
+        config = copy.deepcopy(_FOREIGN_CONFIG)
+        strategy.apply(config)
+        for key, value in _FOREIGN_CONFIG.items():
+            if key != "speculative_config":
+                assert config[key] == value, f"apply changed engine argument {key!r}"
+        assert config["speculative_config"]["enforce_eager"] is True
+        assert "tensor_parallel_size" not in config["speculative_config"]
+        legacy = {"num_speculative_tokens", "speculative_model", "ngram_prompt_lookup_max"}
+        assert not legacy & set(config), "write speculative keys inside speculative_config"
+
+    def test_apply_is_idempotent(self, strategy: SpeculativeStrategy) -> None:
+        once: dict[str, Any] = {}
+        strategy.apply(once)
+        twice = copy.deepcopy(once)
+        strategy.apply(twice)
+        assert once == twice
+
+    # -- per-step face -------------------------------------------------------------------------
+
+    def test_make_proposer_is_optional(self, strategy: SpeculativeStrategy) -> None:
+        from sage.llm.proposer import Proposer, ProposerContext
+
+        try:
+            proposer = strategy.make_proposer(ProposerContext())
+        except Exception:  # a proposer may need a real model in the context
+            return
+        assert proposer is None or isinstance(proposer, Proposer)

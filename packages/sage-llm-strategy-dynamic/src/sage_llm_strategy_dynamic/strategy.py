@@ -1,0 +1,84 @@
+"""The ``dynamic-lookahead`` strategy: speculation length bounded by ``min_tokens..max_tokens``.
+
+What it does today, honestly: it writes a *static* vLLM configuration — ``num_speculative_tokens
+= max_tokens`` plus vLLM's per-batch-size table, which speculates ``max_tokens`` deep for small
+batches and shrinks toward ``min_tokens`` (0 switches speculation off) as batches grow, because a
+busy engine has less idle compute to spend on rejected drafts. Choosing k per step from the
+observed acceptance is the adaptive behaviour planned next; it is not implemented yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from sage.llm import InvalidParameterError, SpeculativeStrategy, param
+from sage.llm.engines.vllm.config import require_vllm_at_least
+
+BATCH_BAND_GROWTH = 4
+"""Each row of the batch-size table covers 4x more batch sizes than the one before."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DynamicLookaheadStrategy(SpeculativeStrategy):
+    """Speculation depth between min_tokens and max_tokens, shrinking as the batch grows."""
+
+    name: ClassVar[str] = "dynamic-lookahead"
+
+    min_tokens: int = param(
+        3, doc="Fewest tokens proposed per step; 0 lets speculation switch off.", ge=0, le=64
+    )
+    max_tokens: int = param(10, doc="Most tokens proposed per step.", ge=1, le=64)
+    draft_model_id: str | None = param(
+        None, doc="Draft model to propose with; unset uses n-gram prompt lookup."
+    )
+    prompt_lookup_max: int = param(4, doc="Longest n-gram matched (n-gram mode).", ge=1, le=64)
+    prompt_lookup_min: int = param(1, doc="Shortest n-gram matched (n-gram mode).", ge=1, le=64)
+
+    def validate(self) -> None:
+        if self.min_tokens > self.max_tokens:
+            raise InvalidParameterError(
+                self.name,
+                f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens}).",
+                "min_tokens",
+            )
+        if self.prompt_lookup_min > self.prompt_lookup_max:
+            raise InvalidParameterError(
+                self.name,
+                f"prompt_lookup_min ({self.prompt_lookup_min}) must be <= prompt_lookup_max "
+                f"({self.prompt_lookup_max}).",
+                "prompt_lookup_min",
+            )
+        if self.draft_model_id is not None and not self.draft_model_id.strip():
+            raise InvalidParameterError(
+                self.name, "draft_model_id must be a model name or be left unset.", "draft_model_id"
+            )
+
+    def batch_size_schedule(self) -> list[list[int]]:
+        """vLLM's ``num_speculative_tokens_per_batch_size`` rows ``[first, last, k]``.
+
+        Rows start at batch size 1, never overlap, and k halves per band from ``max_tokens``
+        down to ``min_tokens``; vLLM carries the last row's k to every larger batch.
+        """
+        rows: list[list[int]] = []
+        first, last, k = 1, BATCH_BAND_GROWTH, self.max_tokens
+        while True:
+            rows.append([first, last, k])
+            if k <= self.min_tokens:
+                return rows
+            k = max(self.min_tokens, k // 2)
+            first, last = last + 1, last * BATCH_BAND_GROWTH
+
+    def apply(self, engine_config: dict[str, Any]) -> None:
+        config: dict[str, Any] = {"num_speculative_tokens": self.max_tokens}
+        if self.draft_model_id is None:
+            config.update(
+                method="ngram",
+                prompt_lookup_max=self.prompt_lookup_max,
+                prompt_lookup_min=self.prompt_lookup_min,
+            )
+        else:
+            require_vllm_at_least("0.14.0", feature="draft-model speculation")
+            config.update(method="draft_model", model=self.draft_model_id)
+        config["num_speculative_tokens_per_batch_size"] = self.batch_size_schedule()
+        self.speculative_config(engine_config).update(config)

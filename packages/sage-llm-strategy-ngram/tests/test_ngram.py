@@ -1,0 +1,51 @@
+"""The ngram strategy: contract conformance and the exact vLLM arguments it writes."""
+
+from __future__ import annotations
+
+import pytest
+
+from sage.llm import InvalidParameterError, get_strategy
+from sage.llm.testing import StrategyConformanceTests
+from sage_llm_strategy_ngram import NgramStrategy
+
+
+class TestNgramConformance(StrategyConformanceTests):
+    strategy_name = "ngram"
+    valid_params = {"n": 3, "num_speculative_tokens": 2}
+    invalid_params = [
+        {"n": 0},
+        {"num_speculative_tokens": 0},
+        {"num_speculative_tokens": "many"},
+        {"n": 2, "prompt_lookup_min": 3},
+        {"n": True},
+    ]
+
+
+def test_apply_writes_exactly_the_ngram_config() -> None:
+    config: dict = {"model": "m"}
+    get_strategy("ngram", n=5, num_speculative_tokens=4, prompt_lookup_min=2).apply(config)
+    assert config == {
+        "model": "m",
+        "speculative_config": {
+            "method": "ngram",
+            "num_speculative_tokens": 4,
+            "prompt_lookup_max": 5,
+            "prompt_lookup_min": 2,
+        },
+    }
+
+
+def test_seed_constructor_and_defaults() -> None:
+    strategy = NgramStrategy(n=5, num_speculative_tokens=5)
+    assert (strategy.n, strategy.num_speculative_tokens, strategy.prompt_lookup_min) == (5, 5, 1)
+
+
+def test_string_form_parses_types() -> None:
+    strategy = get_strategy("ngram:n=7,num_speculative_tokens=3")
+    assert isinstance(strategy, NgramStrategy)
+    assert (strategy.n, strategy.num_speculative_tokens) == (7, 3)
+
+
+def test_range_error_names_parameter_and_bound() -> None:
+    with pytest.raises(InvalidParameterError, match=r"ngram: parameter 'n' must be >= 1, got 0"):
+        NgramStrategy(n=0)

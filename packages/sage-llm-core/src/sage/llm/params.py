@@ -266,6 +266,11 @@ def parse_kv(params_text: str, context: str = "") -> dict[str, str]:
                 f"bad parameter {item!r} in {context or params_text!r}; expected key=value."
             )
         key = key.strip()
+        if not key.isidentifier():
+            raise StrategySpecError(
+                f"bad parameter name {key!r} in {context or params_text!r}; parameter names are "
+                "Python identifiers such as num_speculative_tokens."
+            )
         if key in out:
             raise StrategySpecError(f"parameter {key!r} given twice in {context!r}.")
         out[key] = value.strip()

@@ -184,6 +184,8 @@ def _raise_not_found(name: str, distribution: str | None) -> None:
             f"it is registered by: {', '.join(others)}.",
         )
     names = available_names()
+    if distribution is not None:
+        name = f"{distribution}:{name}"
     hint = known.hint_for_name(name)
     suggestions = difflib.get_close_matches(name, names + _known_names(), n=3, cutoff=0.6)
     raise UnknownStrategyError(name, names, suggestions, known.install_hint(hint) if hint else None)

@@ -87,11 +87,18 @@ def migrate_legacy_keys(engine_config: dict[str, Any], strategy: str = "a strate
         section[new_key] = value
         if key == "speculative_model":
             section.setdefault("method", "draft_model")
+    inferred = ""
+    if "method" not in section:
+        section["method"] = "ngram"
+        inferred = (
+            " No draft model was given, so method='ngram' (prompt lookup) was chosen, as old "
+            "vLLM releases did for speculative_model='[ngram]'."
+        )
     engine_config["speculative_config"] = section
     warnings.warn(
         f"{strategy} wrote legacy top-level engine argument(s) {', '.join(moved)}; they were "
-        f"moved into engine_config['speculative_config']. Update the strategy to write "
-        f"speculative_config directly (see docs/migration.md).",
+        f"moved into engine_config['speculative_config'].{inferred} Update the strategy to "
+        "write speculative_config (with an explicit 'method') directly; see docs/migration.md.",
         DeprecationWarning,
         stacklevel=3,
     )

@@ -208,3 +208,26 @@ def test_instance_passes_through(echo: FakePlugins) -> None:
     assert get_strategy(strategy) is strategy
     with pytest.raises(InvalidParameterError):
         get_strategy(strategy, k=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "distribution", "params"),
+    [
+        ("ngram", "ngram", None, {}),
+        ("ngram:", "ngram", None, {}),
+        (
+            "ngram:n=5,num_speculative_tokens=4",
+            "ngram",
+            None,
+            {"n": "5", "num_speculative_tokens": "4"},
+        ),
+        ("my-dist:ngram", "ngram", "my-dist", {}),
+        ("my-dist:ngram:n=2", "ngram", "my-dist", {"n": "2"}),
+        ("draft:draft_model_id=C:/models/x", "draft", None, {"draft_model_id": "C:/models/x"}),
+    ],
+)
+def test_parse_spec_forms(text: str, name: str, distribution: str | None, params: dict) -> None:
+    from sage.llm.params import parse_spec
+
+    spec = parse_spec(text)
+    assert (spec.name, spec.distribution, dict(spec.params)) == (name, distribution, params)

@@ -86,8 +86,9 @@ def params_of(cls: type) -> list[ParamSpec]:
                 continue
             meta = f.metadata.get(_META_KEY, {})
             default = f.default
-            if default is MISSING and f.default_factory is not MISSING:
-                default = f.default_factory()
+            factory: Any = f.default_factory
+            if default is MISSING and factory is not MISSING:
+                default = factory()
             specs.append(
                 ParamSpec(
                     name=f.name,
@@ -104,11 +105,12 @@ def params_of(cls: type) -> list[ParamSpec]:
 
 
 def _params_from_signature(cls: type) -> list[ParamSpec]:
+    init = getattr(cls, "__init__")  # noqa: B009 - mypy rejects cls.__init__
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(init)
     except (TypeError, ValueError):
         return []
-    hints = _type_hints(cls.__init__)
+    hints = _type_hints(init)
     specs = []
     for name, p in sig.parameters.items():
         if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
@@ -128,7 +130,7 @@ def accepts_any_keyword(cls: type) -> bool:
     if dataclasses.is_dataclass(cls):
         return False
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(getattr(cls, "__init__"))  # noqa: B009
     except (TypeError, ValueError):
         return True
     return any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
@@ -235,14 +237,16 @@ def parse_spec(text: str) -> StrategySpec:
     text = text.strip()
     if not text:
         raise StrategySpecError("empty strategy string; expected e.g. 'ngram' or 'ngram:n=5'.")
-    parts = text.split(":", 2)
-    params_text = ""
-    if len(parts) >= 2 and ("=" in parts[-1] or parts[-1] == ""):
-        params_text = parts.pop()
-    if len(parts) == 1:
-        dist, name = None, parts[0]
-    elif len(parts) == 2:
-        dist, name = parts
+    segments = text.split(":")
+    # parameters start at the first segment holding "=", so values may contain ":" (paths)
+    first_param = next((i for i, seg in enumerate(segments) if "=" in seg), len(segments))
+    head, params_text = segments[:first_param], ":".join(segments[first_param:])
+    if head and head[-1] == "" and len(head) > 1:  # "ngram:" - an empty parameter list
+        head = head[:-1]
+    if len(head) == 1:
+        dist, name = None, head[0]
+    elif len(head) == 2:
+        dist, name = head
     else:
         raise StrategySpecError(
             f"could not parse strategy string {text!r}; expected "

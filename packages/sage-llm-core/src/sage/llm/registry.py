@@ -15,7 +15,7 @@ import difflib
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sage.llm import discovery, known
 from sage.llm import params as _params
@@ -51,6 +51,8 @@ class StrategyInfo:
     hooks: list[str] = field(default_factory=list)
     requires_core: str | None = None
     summary: str = ""
+    conflicts: list[str] = field(default_factory=list)
+    """Other distributions registering the same name: resolve with ``"distribution:name"``."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,7 @@ class StrategyInfo:
             "hooks": self.hooks,
             "requires_core": self.requires_core,
             "summary": self.summary,
+            "conflicts": self.conflicts,
         }
 
 
@@ -98,10 +101,17 @@ def _check_compatible(entry: StrategyEntry) -> None:
 
 def _summarize(exc: BaseException) -> str:
     """The exception and the innermost frames, short enough for one listing row."""
-    frames = traceback.extract_tb(exc.__traceback__)[-2:]
-    where = "; ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames)
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
+    ][-2:]
+    where = "; ".join(f"{_short_path(f.filename)}:{f.lineno} in {f.name}" for f in frames)
     msg = f"{type(exc).__name__}: {exc}".strip()
     return f"{msg} (at {where})" if where else msg
+
+
+def _short_path(filename: str) -> str:
+    """``.../site-packages/broken_plugin/__init__.py`` -> ``broken_plugin/__init__.py``."""
+    return "/".join(filename.replace("\\", "/").rsplit("/", 2)[-2:])
 
 
 def load_entry(entry: StrategyEntry) -> type[SpeculativeStrategy]:
@@ -144,7 +154,7 @@ def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | Strategy
             f"{entry.name!r}; make them equal.",
         )
     _names_by_class.setdefault(obj, entry.name)
-    return obj
+    return cast("type[SpeculativeStrategy]", obj)
 
 
 def _select(name: str, distribution: str | None) -> StrategyEntry:
@@ -264,7 +274,11 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
     ``SAGE_LLM_STRICT_PLUGINS=1`` raises the first failure instead of reporting it.
     """
     infos = []
-    for entry in discovery.entries():
+    found = discovery.entries()
+    dists_by_name: dict[str, set[str]] = {}
+    for entry in found:
+        dists_by_name.setdefault(entry.name, set()).add(entry.distribution or "?")
+    for entry in found:
         info = StrategyInfo(
             name=entry.name,
             distribution=entry.distribution,
@@ -273,6 +287,7 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
             status=STATUS_OK,
             aliases=list(entry.aliases),
             requires_core=entry.core_requirement(),
+            conflicts=sorted(dists_by_name[entry.name] - {entry.distribution or "?"}),
         )
         try:
             if load:

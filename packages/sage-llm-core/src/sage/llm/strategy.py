@@ -99,7 +99,7 @@ class SpeculativeStrategy:
 
     def to_dict(self) -> dict[str, Any]:
         """Parameter values by name (only declared parameters)."""
-        if dataclasses.is_dataclass(self):
+        if dataclasses.is_dataclass(type(self)):
             return {s.name: getattr(self, s.name) for s in self.parameters()}
         config = getattr(self, "config", None)
         if isinstance(config, Mapping):  # the seed's MyCustomStrategy keeps kwargs here

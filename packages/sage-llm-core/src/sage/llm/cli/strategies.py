@@ -30,11 +30,20 @@ def list_command(as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(title="sage.llm.speculative strategies")
-    for column in ("name", "aliases", "distribution", "version", "status", "hooks / error"):
-        table.add_column(column, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("aliases")
+    table.add_column("distribution", overflow="fold")
+    table.add_column("version", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("hooks / error", overflow="fold")
     for info in infos:
         detail = ", ".join(info.hooks) if info.status == STATUS_OK else (info.error or "")
         style = "green" if info.status == STATUS_OK else "red"
+        if info.conflicts:
+            detail += (
+                f"\n[yellow]name also registered by {', '.join(info.conflicts)}: "
+                f"select with '{info.distribution}:{info.name}'[/yellow]"
+            )
         table.add_row(
             info.name,
             ", ".join(info.aliases),

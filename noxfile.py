@@ -1,0 +1,101 @@
+"""Developer and CI sessions for the sage-llm monorepo.
+
+    nox -s tests        # every distribution's tests, each in its own venv
+    nox -s lint typecheck
+    nox -s wheels smoke # build the four wheels, install ONLY them into fresh venvs, exercise them
+    nox -s ci           # what .ci/run runs
+
+Each distribution is tested in its own virtualenv with only what it declares, so a missing
+dependency shows up here rather than on a user's machine.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+DIST = ROOT / "dist"
+CORE = "packages/sage-llm-core"
+STRATEGIES = [
+    "packages/sage-llm-strategy-ngram",
+    "packages/sage-llm-strategy-draft",
+    "packages/sage-llm-strategy-dynamic",
+]
+EXAMPLE_PLUGIN = "examples/sage-llm-strategy-lookahead-example"
+PACKAGES = [CORE, *STRATEGIES]
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "smoke"]
+
+
+@nox.session(python=False)
+def ci(session: nox.Session) -> None:
+    """Everything CI runs, in order."""
+    for name in nox.options.sessions:
+        session.notify(name)
+
+
+@nox.session
+@nox.parametrize("package", ["core", "ngram", "draft", "dynamic", "example"])
+def tests(session: nox.Session, package: str) -> None:
+    """A distribution's tests in a venv holding only it, the core and pytest."""
+    path = {
+        "core": CORE,
+        "ngram": STRATEGIES[0],
+        "draft": STRATEGIES[1],
+        "dynamic": STRATEGIES[2],
+        "example": EXAMPLE_PLUGIN,
+    }[package]
+    session.install("-e", f"{CORE}[testing]")
+    if path != CORE:
+        session.install("-e", path)
+    session.run("pytest", f"{path}/tests", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint and formatting."""
+    session.install("ruff==0.17.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the public packages."""
+    session.install("mypy==2.4.1", "pytest", "-e", CORE, *[f"-e{p}" for p in STRATEGIES])
+    session.run(
+        "mypy",
+        *("-p", "sage.llm"),
+        *[arg for p in STRATEGIES for arg in ("-p", Path(p).name.replace("-", "_"))],
+    )
+
+
+@nox.session
+def wheels(session: nox.Session) -> None:
+    """Build the four distributions' wheels (hatchling) into dist/."""
+    session.install("build", "hatchling")
+    shutil.rmtree(DIST, ignore_errors=True)
+    for path in PACKAGES:
+        session.run("python", "-m", "build", "--wheel", "--no-isolation", "-o", str(DIST), path)
+
+
+@nox.session
+def smoke(session: nox.Session) -> None:
+    """Install only the built wheels into fresh venvs and use them as a user would."""
+    if not list(DIST.glob("*.whl")):
+        session.error("no wheels in dist/: run `nox -s wheels` first")
+    session.install("pytest", "build", "hatchling")
+    session.run("pytest", "tests", *session.posargs, env={"SAGE_LLM_DIST": str(DIST)})
+
+
+@nox.session
+def importtime(session: nox.Session) -> None:
+    """Benchmark: cost of `import sage.llm` and of one named lookup, with 100 dummy plugins."""
+    if not list(DIST.glob("*.whl")):
+        session.error("no wheels in dist/: run `nox -s wheels` first")
+    session.run("python", "benchmarks/import_time.py", "--dist", str(DIST), *session.posargs)

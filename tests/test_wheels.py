@@ -88,7 +88,9 @@ def test_all_strategies_and_the_seed_api(full: Venv) -> None:
         s = get_strategy("ngram", n=5, num_speculative_tokens=4)
         assert isinstance(s, NgramStrategy) and isinstance(s, SpeculativeStrategy)
         d = DraftModelStrategy(
-            draft_model_id="Qwen/Qwen2.5-0.5B-Instruct", num_speculative_tokens=5, auto_download=True
+            draft_model_id="Qwen/Qwen2.5-0.5B-Instruct",
+            num_speculative_tokens=5,
+            auto_download=True,
         )
         print(build_engine_args(s)["speculative_config"]["prompt_lookup_max"], d.to_string())
         m = get_strategy("my-custom", k=3)

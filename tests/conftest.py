@@ -115,7 +115,7 @@ def build_plugin(
 
 
 def build_wheel(project: Path, out: Path) -> Path:
-    subprocess.run(
+    proc = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -128,9 +128,11 @@ def build_wheel(project: Path, out: Path) -> Path:
             str(out),
             str(project),
         ],
-        check=True,
         capture_output=True,
+        text=True,
     )
+    if proc.returncode != 0:
+        raise AssertionError(f"building {project} failed (needs hatchling):\n{proc.stderr}")
     (built,) = out.glob("*.whl")  # one project per output directory
     return built
 

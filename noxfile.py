@@ -99,3 +99,11 @@ def importtime(session: nox.Session) -> None:
     if not list(DIST.glob("*.whl")):
         session.error("no wheels in dist/: run `nox -s wheels` first")
     session.run("python", "benchmarks/import_time.py", "--dist", str(DIST), *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Install every distribution and show what each strategy configures."""
+    session.install("-e", CORE, *[f"-e{p}" for p in STRATEGIES], "-e", EXAMPLE_PLUGIN)
+    session.run("sage-llm", "strategies", "list")
+    session.run("python", "examples/speculative_decoding_demo.py")

@@ -78,3 +78,17 @@ def test_min_greater_than_max_is_a_clear_error() -> None:
         InvalidParameterError, match=r"min_tokens \(7\) must be <= max_tokens \(6\)"
     ):
         DynamicLookaheadStrategy(min_tokens=7, max_tokens=6)
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(0, 4), (3, 10)])
+def test_vllm_accepts_the_config_and_schedule(lo: int, hi: int) -> None:
+    pytest.importorskip("vllm", reason="vLLM not installed: checked in the `vllm` nox session")
+    from vllm.config import SpeculativeConfig
+    from vllm.v1.spec_decode.dynamic.utils import validate_and_normalize_dynamic_sd_schedule
+
+    config: dict = {}
+    DynamicLookaheadStrategy(min_tokens=lo, max_tokens=hi).apply(config)
+    section = config["speculative_config"]
+    parsed = SpeculativeConfig(**section)
+    assert parsed.num_speculative_tokens == hi
+    validate_and_normalize_dynamic_sd_schedule(section["num_speculative_tokens_per_batch_size"])

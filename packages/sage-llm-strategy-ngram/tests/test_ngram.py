@@ -49,3 +49,14 @@ def test_string_form_parses_types() -> None:
 def test_range_error_names_parameter_and_bound() -> None:
     with pytest.raises(InvalidParameterError, match=r"ngram: parameter 'n' must be >= 1, got 0"):
         NgramStrategy(n=0)
+
+
+def test_vllm_accepts_the_config() -> None:
+    pytest.importorskip("vllm", reason="vLLM not installed: checked in the `vllm` nox session")
+    from vllm.config import SpeculativeConfig
+
+    config: dict = {}
+    NgramStrategy(n=4, num_speculative_tokens=3, prompt_lookup_min=2).apply(config)
+    parsed = SpeculativeConfig(**config["speculative_config"])
+    assert (parsed.method, parsed.num_speculative_tokens) == ("ngram", 3)
+    assert (parsed.prompt_lookup_min, parsed.prompt_lookup_max) == (2, 4)

@@ -46,6 +46,8 @@ PLUGIN_API_VERSION = "1.0"
 # Attributes that live in heavier modules, imported on first use.
 _LAZY_ATTRIBUTES: dict[str, str] = {
     "build_engine_args": "sage.llm.engines.vllm.config",
+    "VLLMService": "sage.llm.engines.vllm.service",
+    "VLLMServiceConfig": "sage.llm.engines.vllm.service",
 }
 
 __all__ = [
@@ -66,6 +68,8 @@ __all__ = [
     "StrategyNotInstalledError",
     "StrategySpecError",
     "UnknownStrategyError",
+    "VLLMService",
+    "VLLMServiceConfig",
     "__version__",
     "build_engine_args",
     "get_strategy",

@@ -48,5 +48,15 @@ class StrategySpec:
         """Return a :class:`~sage.llm.proposer.Proposer` for engines that run the draft/verify
         loop themselves, or ``None`` when the strategy only configures vLLM."""
 
+    @hookspec(firstresult=True)
+    def vllm_proposer_class(self) -> Any:
+        """Return the class (or its ``"module.ClassName"`` path) that vLLM instantiates as this
+        strategy's proposer, or ``None`` (what not implementing the hook means).
+
+        Optional. Used together with an ``apply`` that writes ``method="custom_class"``; the
+        core puts the class path into ``speculative_config["model"]``. The class must follow
+        vLLM's custom proposer interface, documented and checked in
+        :mod:`sage.llm.engines.vllm.proposer` (``VLLMProposer`` is a base class for it)."""
+
 
 SPEC_NAMES = frozenset(name for name in vars(StrategySpec) if not name.startswith("_"))

@@ -16,8 +16,10 @@ def cli() -> None:
 
 def _register() -> None:
     from sage.llm.cli.strategies import strategies
+    from sage.llm.cli.vllm import vllm_args
 
     cli.add_command(strategies)
+    cli.add_command(vllm_args)
 
 
 _register()

@@ -12,9 +12,23 @@ from typing import Any
 from sage.llm.engines.vllm.config import build_engine_args
 from sage.llm.strategy import SpeculativeStrategy
 
-_LAZY_ATTRIBUTES: dict[str, str] = {}
+_LAZY_ATTRIBUTES: dict[str, str] = {
+    "VLLMService": "sage.llm.engines.vllm.service",
+    "VLLMServiceConfig": "sage.llm.engines.vllm.service",
+    "GenerationResult": "sage.llm.engines.vllm.service",
+    "VLLMProposer": "sage.llm.engines.vllm.proposer",
+    "generate_cli": "sage.llm.engines.vllm.generate",
+}
 
-__all__ = ["SpeculativeStrategy", "build_engine_args"]
+__all__ = [
+    "GenerationResult",
+    "SpeculativeStrategy",
+    "VLLMProposer",
+    "VLLMService",
+    "VLLMServiceConfig",
+    "build_engine_args",
+    "generate_cli",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,0 +1,273 @@
+"""``VLLMService``: the seed's API for serving a model with a speculative strategy on vLLM.
+
+::
+
+    from sage.llm import VLLMService, VLLMServiceConfig, NgramStrategy
+
+    config = VLLMServiceConfig(model_id="Qwen/Qwen2.5-7B-Instruct", auto_download=True,
+                               speculative_strategy=NgramStrategy(n=5))
+    with VLLMService(config) as service:
+        result = service.generate(["Summarize: ..."], max_tokens=128, temperature=0.0)
+        print(result.texts[0], result.metrics.acceptance_rate)
+
+``setup()`` resolves the model, lets the strategy write its engine arguments
+(:func:`sage.llm.engines.vllm.config.build_engine_args`), wires a strategy's vLLM proposer
+class, runs the project's checks (:mod:`.validation`) and only then builds ``vllm.LLM``. vLLM is
+imported there and nowhere earlier, so ``import sage.llm`` stays light.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sage.llm.engines.vllm.config import SUPPORTED_VLLM, build_engine_args
+from sage.llm.engines.vllm.errors import (
+    VLLM_INSTALL_HINT,
+    ServiceStateError,
+    VLLMNotInstalledError,
+)
+from sage.llm.engines.vllm.metrics import snapshot, spec_decode_delta
+from sage.llm.engines.vllm.models import resolve_model
+from sage.llm.engines.vllm.proposer import wire_proposer_class
+from sage.llm.engines.vllm.validation import precheck_engine_args
+from sage.llm.errors import InvalidParameterError
+from sage.llm.metrics import SpecDecodeMetrics
+
+if TYPE_CHECKING:
+    from sage.llm.strategy import SpeculativeStrategy
+
+
+@dataclass
+class VLLMServiceConfig:
+    """What to serve and how; ``engine_args`` passes anything else to ``vllm.LLM`` verbatim."""
+
+    model_id: str
+    """A local model directory, a model-pack name, or a hub id."""
+    auto_download: bool = False
+    """Allow fetching ``model_id`` (and a draft model) from the model hub when not local."""
+    speculative_strategy: SpeculativeStrategy | str | None = None
+    """A strategy instance, a strategy string such as ``"ngram:n=5"``, or None (no speculation)."""
+    tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    max_model_len: int | None = None
+    dtype: str = "auto"
+    seed: int = 0
+    revision: str | None = None
+    engine_args: dict[str, Any] = field(default_factory=dict)
+    """Extra ``vllm.LLM`` keyword arguments (e.g. ``gpu_memory_utilization``); they win over
+    the fields above but not over what the strategy writes into ``speculative_config``."""
+
+    def __post_init__(self) -> None:
+        for name in ("tensor_parallel_size", "pipeline_parallel_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidParameterError("VLLMServiceConfig", f"{name} must be >= 1.", name)
+        if not isinstance(self.model_id, str) or not self.model_id.strip():
+            raise InvalidParameterError(
+                "VLLMServiceConfig", "model_id must name a model (path or hub id).", "model_id"
+            )
+
+    def base_engine_args(self, model_path: str) -> dict[str, Any]:
+        """Engine arguments before the strategy writes its part."""
+        args: dict[str, Any] = {
+            "model": model_path,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "pipeline_parallel_size": self.pipeline_parallel_size,
+            "dtype": self.dtype,
+            "seed": self.seed,
+            # vLLM only keeps the counters our metrics come from when stats are on.
+            "disable_log_stats": False,
+        }
+        if self.max_model_len is not None:
+            args["max_model_len"] = self.max_model_len
+        if self.revision is not None:
+            args["revision"] = self.revision
+        args.update(self.engine_args)
+        return args
+
+
+@dataclass
+class GenerationResult:
+    """The outputs of one ``generate`` call, with usage and speculative metrics."""
+
+    texts: list[str]
+    token_ids: list[list[int]]
+    prompt_tokens: int
+    metrics: SpecDecodeMetrics
+    """Speculative counters of this call only (zeros when speculation is off)."""
+    outputs: list[Any] = field(default_factory=list, repr=False)
+    """vLLM's ``RequestOutput`` objects, for anything not summarized here."""
+
+    @property
+    def text(self) -> str:
+        """The first completion (convenient for a single prompt)."""
+        return self.texts[0] if self.texts else ""
+
+    @property
+    def usage(self) -> dict[str, int]:
+        generated = self.metrics.num_generated_tokens
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": generated,
+            "total_tokens": self.prompt_tokens + generated,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "texts": self.texts,
+            "token_ids": self.token_ids,
+            "usage": self.usage,
+            "metrics": self.metrics.to_json(),
+        }
+
+
+class VLLMService:
+    """A vLLM engine configured by a speculative strategy; see the module docstring."""
+
+    def __init__(self, config: VLLMServiceConfig) -> None:
+        self.config = config
+        self.engine_args: dict[str, Any] | None = None
+        """The exact ``vllm.LLM`` keyword arguments, once ``setup()`` has built them."""
+        self._llm: Any = None
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def prepare_engine_args(self) -> dict[str, Any]:
+        """Resolve the model and build + check the engine arguments, without starting vLLM."""
+        config = self.config
+        model_path = resolve_model(
+            config.model_id,
+            auto_download=config.auto_download,
+            revision=config.revision,
+            role="target model",
+        )
+        strategy = config.speculative_strategy
+        if isinstance(strategy, str):
+            from sage.llm.registry import get_strategy
+
+            strategy = get_strategy(strategy)
+        args = build_engine_args(strategy, config.base_engine_args(model_path))
+        if strategy is not None:
+            wire_proposer_class(strategy, args)
+        label = strategy.strategy_name() if strategy is not None else "engine_args"
+        precheck_engine_args(args, auto_download=config.auto_download, strategy=label)
+        return args
+
+    def setup(self) -> VLLMService:
+        """Start the engine (idempotent). Returns ``self`` for chaining."""
+        if self._closed:
+            raise ServiceStateError("this VLLMService was shut down; create a new one.")
+        if self._llm is not None:
+            return self
+        llm_class = _import_llm()
+        self.engine_args = self.prepare_engine_args()
+        self._llm = llm_class(**self.engine_args)
+        return self
+
+    def shutdown(self) -> None:
+        """Stop the engine and its worker processes; safe to call more than once."""
+        llm, self._llm = self._llm, None
+        self._closed = True
+        if llm is None:
+            return
+        core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+        if core is not None and hasattr(core, "shutdown"):
+            core.shutdown()
+        del llm
+        gc.collect()
+
+    cleanup = shutdown
+    """The seed's name for :meth:`shutdown`."""
+
+    @property
+    def is_running(self) -> bool:
+        return self._llm is not None
+
+    @property
+    def llm(self) -> Any:
+        """The underlying ``vllm.LLM`` (for features this class does not wrap)."""
+        return self._require()
+
+    def __enter__(self) -> VLLMService:
+        return self.setup()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    # -- generation -------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompts: str | Sequence[str],
+        sampling_params: Any = None,
+        **sampling_kwargs: Any,
+    ) -> GenerationResult:
+        """Generate for one prompt or many.
+
+        ``sampling_params`` is a ``vllm.SamplingParams``, a dict of its fields, or None; extra
+        keyword arguments (``max_tokens=64, temperature=0.0``) are its fields too.
+        """
+        llm = self._require()
+        prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+        if not prompt_list or not all(isinstance(p, str) for p in prompt_list):
+            raise InvalidParameterError(
+                "generate", "prompts must be a string or a non-empty list of strings.", "prompts"
+            )
+        params = _sampling_params(sampling_params, sampling_kwargs)
+        before = snapshot(llm.get_metrics())
+        start = time.perf_counter()
+        outputs = llm.generate(prompt_list, params, use_tqdm=False)
+        wall = time.perf_counter() - start
+        after = snapshot(llm.get_metrics())
+        token_ids = [list(o.outputs[0].token_ids) for o in outputs]
+        metrics = spec_decode_delta(
+            before,
+            after,
+            num_generated_tokens=sum(len(t) for t in token_ids),
+            wall_time_s=wall,
+        )
+        return GenerationResult(
+            texts=[o.outputs[0].text for o in outputs],
+            token_ids=token_ids,
+            prompt_tokens=sum(len(o.prompt_token_ids or ()) for o in outputs),
+            metrics=metrics,
+            outputs=list(outputs),
+        )
+
+    def _require(self) -> Any:
+        if self._llm is None:
+            state = "was shut down" if self._closed else "is not set up"
+            raise ServiceStateError(f"the VLLMService {state}; call setup() first.")
+        return self._llm
+
+
+def _import_llm() -> Any:
+    try:
+        from vllm import LLM
+    except ImportError as exc:
+        raise VLLMNotInstalledError(
+            f"vLLM is not installed (or failed to import: {exc}). "
+            + VLLM_INSTALL_HINT.format(range=SUPPORTED_VLLM)
+        ) from exc
+    return LLM
+
+
+def _sampling_params(params: Any, extra: Mapping[str, Any]) -> Any:
+    from vllm import SamplingParams
+
+    if params is None:
+        return SamplingParams(**extra)
+    if isinstance(params, Mapping):
+        return SamplingParams(**{**params, **extra})
+    if extra:
+        raise InvalidParameterError(
+            "generate",
+            "pass either a SamplingParams object or keyword arguments, not both.",
+            "sampling_params",
+        )
+    return params

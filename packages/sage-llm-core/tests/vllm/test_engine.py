@@ -8,7 +8,7 @@ down before the next starts, so the whole file costs one engine start per row of
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from conftest import CPU_ENGINE_ARGS, needs_vllm
 from test_checks import LookupStrategy
 
 from sage.llm import SpeculativeStrategy, get_strategy, list_strategies
+from sage.llm.engines.vllm import generate_cli
 from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
 
 pytestmark = [needs_vllm, pytest.mark.slow, pytest.mark.vllm]
@@ -80,17 +81,26 @@ def strategy_for(name: str, model: Path, draft: Path) -> SpeculativeStrategy:
 
 @pytest.fixture(scope="module")
 def baseline(tiny_model: Path) -> Run:
-    return start_and_generate(tiny_model, None, "baseline")
+    """Plain decoding, through generate_cli (what `sage-llm generate --engine vllm` calls)."""
+    result = generate_cli(
+        model=str(tiny_model),
+        prompts=PROMPTS,
+        strategy=None,
+        max_tokens=MAX_TOKENS,
+        temperature=0.0,
+        engine_args=CPU_ENGINE_ARGS,
+    )
+    return Run("baseline", None, {}, result, result)
 
 
 @pytest.fixture(scope="module", params=RUNS)
-def run(request: pytest.FixtureRequest, tiny_model: Path, tiny_draft: Path) -> Iterator[Run]:
+def run(request: pytest.FixtureRequest, tiny_model: Path, tiny_draft: Path) -> Run:
     strategy = strategy_for(request.param, tiny_model, tiny_draft)
-    yield start_and_generate(tiny_model, strategy, request.param)
+    return start_and_generate(tiny_model, strategy, request.param)
 
 
 def test_baseline_has_no_speculation(baseline: Run) -> None:
-    assert "speculative_config" not in baseline.engine_args
+    assert baseline.strategy is None
     metrics = baseline.first.metrics
     assert (metrics.num_drafts, metrics.num_draft_tokens, metrics.num_accepted_tokens) == (0, 0, 0)
     assert metrics.num_generated_tokens == sum(len(t) for t in baseline.first.token_ids) > 0
@@ -112,7 +122,7 @@ def test_speculative_metrics_are_read_back(run: Run) -> None:
     assert len(m.accepted_per_position) == k
     assert sum(m.accepted_per_position) == m.num_accepted_tokens
     per_pos = m.accepted_per_position
-    assert all(a >= b for a, b in zip(per_pos, per_pos[1:], strict=False))
+    assert all(a >= b for a, b in itertools.pairwise(per_pos))
     assert m.acceptance_rate == m.num_accepted_tokens / m.num_draft_tokens
     assert m.mean_accepted_length == 1 + m.num_accepted_tokens / m.num_drafts
     assert m.num_generated_tokens == sum(len(t) for t in run.first.token_ids)

@@ -155,7 +155,9 @@ class VLLMService:
         if strategy is not None:
             wire_proposer_class(strategy, args)
         label = strategy.strategy_name() if strategy is not None else "engine_args"
-        precheck_engine_args(args, auto_download=config.auto_download, strategy=label)
+        # A draft strategy may carry its own auto_download (the seed's DraftModelStrategy does).
+        draft_download = bool(getattr(strategy, "auto_download", config.auto_download))
+        precheck_engine_args(args, auto_download=draft_download, strategy=label)
         return args
 
     def setup(self) -> VLLMService:

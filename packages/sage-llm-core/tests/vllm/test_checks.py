@@ -345,3 +345,71 @@ def test_seed_imports() -> None:
     assert B is VLLMServiceConfig
     assert callable(generate_cli)
     assert proposer_mod.HOOK == "vllm_proposer_class"
+
+
+def test_vllm_modules_import_light() -> None:
+    """The service, CLI and proposer modules import neither vLLM nor torch."""
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from sage.llm import VLLMService, VLLMServiceConfig\n"
+        "from sage.llm.engines.vllm import generate_cli, VLLMProposer\n"
+        "import sage.llm.cli.main\n"
+        "print([m for m in ('vllm', 'torch', 'transformers') if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+# -- sage-llm vllm-args ------------------------------------------------------------------
+
+
+def test_vllm_args_prints_serve_line() -> None:
+    import json
+    import shlex
+
+    from click.testing import CliRunner
+
+    from sage.llm.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["vllm-args", "--strategy", "ngram:n=5", "--model", "m/x"])
+    assert result.exit_code == 0, result.output
+    argv = shlex.split(result.output)
+    assert argv[:3] == ["vllm", "serve", "m/x"]
+    assert argv[3] == "--speculative-config"
+    assert json.loads(argv[4]) == {
+        "method": "ngram",
+        "num_speculative_tokens": 5,
+        "prompt_lookup_max": 5,
+        "prompt_lookup_min": 1,
+    }
+
+
+def test_vllm_args_json_matches_build_engine_args() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from sage.llm import build_engine_args
+    from sage.llm.cli.main import cli
+
+    spec_text = "dynamic:min_tokens=0,max_tokens=4"
+    result = CliRunner().invoke(cli, ["vllm-args", "--strategy", spec_text, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == build_engine_args(spec_text, {"model": "MODEL"})
+
+
+def test_vllm_args_bad_strategy_is_one_clear_line() -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "sage.llm", "vllm-args", "--strategy", "ngram:n=0"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "Error: ngram: parameter 'n' must be >= 1" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CPU_ENGINE_ARGS, needs_vllm
-from test_checks import LookupStrategy
+from test_vllm_checks import LookupStrategy
+from vllm_testutils import CPU_ENGINE_ARGS, needs_vllm
 
 from sage.llm import EngineConfigError, SpeculativeStrategy, get_strategy
 from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from tiny_models import write_config_only
+from vllm_testutils import write_config_only
 
 from sage.llm import EngineConfigError, SpeculativeStrategy, get_strategy
 from sage.llm.engines.vllm import proposer as proposer_mod

@@ -1,4 +1,4 @@
-"""Tiny random Llama checkpoints that vLLM's CPU backend can load, built in seconds.
+"""Helpers of the vLLM tests: shared constants and tiny models that vLLM can load.
 
 CPU attention needs a head size of 32, 64, 80, ...: hidden 64 with 2 heads (head_dim 32) is the
 smallest shape that works. The tokenizer is a byte-level word table, so any text round-trips
@@ -7,8 +7,35 @@ without downloading anything.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
+
+import pytest
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+HAS_TORCH = importlib.util.find_spec("torch") is not None and (
+    importlib.util.find_spec("transformers") is not None
+)
+
+CPU_ENGINE_ARGS = {
+    "max_model_len": 256,
+    "enforce_eager": True,
+    "dtype": "float32",
+    # An explicit KV-cache size: vLLM's CPU default reserves 92% of RAM and refuses to start
+    # on a shared machine.
+    "kv_cache_memory_bytes": 64 * 1024 * 1024,
+}
+"""Engine arguments that start vLLM's CPU backend quickly on a tiny model."""
+
+BUILTIN_STRATEGY_MODULES = (
+    "sage_llm_strategy_ngram",
+    "sage_llm_strategy_draft",
+    "sage_llm_strategy_dynamic",
+)
+HAS_BUILTINS = all(importlib.util.find_spec(m) is not None for m in BUILTIN_STRATEGY_MODULES)
+
+needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (nox -s vllm)")
 
 
 def build_tiny_llama(path: Path, *, vocab_size: int = 512, seed: int = 0, layers: int = 2) -> Path:

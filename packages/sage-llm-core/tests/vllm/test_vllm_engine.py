@@ -19,6 +19,7 @@ from vllm_testutils import CPU_ENGINE_ARGS, needs_vllm
 
 from sage.llm import SpeculativeStrategy, get_strategy, list_strategies
 from sage.llm.engines.vllm import generate_cli
+from sage.llm.engines.vllm.errors import ServiceStateError
 from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
 
 pytestmark = [needs_vllm, pytest.mark.slow, pytest.mark.vllm]
@@ -44,17 +45,29 @@ class Run:
     engine_args: dict[str, Any]
     first: GenerationResult
     second: GenerationResult
+    sampled: GenerationResult | None = None
 
 
 def start_and_generate(model: Path, strategy: SpeculativeStrategy | None, name: str) -> Run:
+    """The seed's sequence: config, setup(), generate, cleanup()."""
     config = VLLMServiceConfig(
-        model_id=str(model), speculative_strategy=strategy, engine_args=dict(CPU_ENGINE_ARGS)
+        model_id=str(model),
+        auto_download=True,  # a local path: nothing is downloaded
+        speculative_strategy=strategy,
+        engine_args=dict(CPU_ENGINE_ARGS),
     )
-    with VLLMService(config) as service:
+    service = VLLMService(config)
+    service.setup()
+    try:
         assert service.engine_args is not None
         first = service.generate(PROMPTS, max_tokens=MAX_TOKENS, temperature=0.0)
         second = service.generate(PROMPTS, {"max_tokens": MAX_TOKENS, "temperature": 0.0})
-        return Run(name, strategy, service.engine_args, first, second)
+        sampled = service.generate(PROMPTS[0], max_tokens=MAX_TOKENS, temperature=0.8, seed=7)
+        return Run(name, strategy, service.engine_args, first, second, sampled)
+    finally:
+        service.cleanup()
+        with pytest.raises(ServiceStateError, match="shut down"):
+            service.generate("again")
 
 
 def example_plugin() -> SpeculativeStrategy:
@@ -148,3 +161,12 @@ def test_known_acceptance(run: Run) -> None:
         assert m.mean_accepted_length == 3.0
     elif run.name in {"ngram", "dynamic", "custom-class"}:
         assert m.num_accepted_tokens > 0
+
+
+def test_sampling_runs_with_speculation(run: Run) -> None:
+    """Random sampling goes through the same engine (vLLM's rejection sampler keeps the
+    target distribution; that is vLLM's own, tested code, not re-proven here)."""
+    assert run.sampled is not None
+    assert len(run.sampled.texts) == 1
+    assert 0 < run.sampled.metrics.num_generated_tokens <= MAX_TOKENS
+    assert run.sampled.metrics.num_accepted_tokens <= run.sampled.metrics.num_draft_tokens

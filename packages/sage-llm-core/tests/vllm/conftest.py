@@ -6,24 +6,13 @@ import os
 from pathlib import Path
 
 import pytest
-from vllm_testutils import HAS_BUILTINS, HAS_TORCH
+from vllm_testutils import HAS_TORCH
 
 # Set before vLLM is imported anywhere: never reach for a hub, keep torch threads polite.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """These tests exercise the built-in strategies; a venv without them skips, not fails."""
-    if HAS_BUILTINS:
-        return
-    skip = pytest.mark.skip(reason="needs the built-in strategy distributions (nox -s vllm)")
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
-from vllm_testutils import write_config_only
+from vllm_testutils import needs_builtins, write_config_only
 
 from sage.llm import EngineConfigError, SpeculativeStrategy, get_strategy
 from sage.llm.engines.vllm import proposer as proposer_mod
@@ -63,6 +63,7 @@ def test_schedule_allows_zero_k_and_gaps() -> None:
     check_schedule([[1, 1, 4], [2, 8, 0], [20, 30, 2]], 4, "x")
 
 
+@needs_builtins
 def test_dynamic_strategy_tables_pass_the_check() -> None:
     for lo, hi in [(0, 1), (0, 10), (3, 10), (5, 5), (1, 64)]:
         engine = get_strategy("dynamic", min_tokens=lo, max_tokens=hi)
@@ -313,6 +314,7 @@ def test_setup_without_vllm_says_how_to_install(
     assert isinstance(info.value, ImportError)
 
 
+@needs_builtins
 def test_project_errors_come_before_the_engine(
     target: Path, other_vocab_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -367,6 +369,7 @@ def test_vllm_modules_import_light() -> None:
 # -- sage-llm vllm-args ------------------------------------------------------------------
 
 
+@needs_builtins
 def test_vllm_args_prints_serve_line() -> None:
     import json
     import shlex
@@ -388,6 +391,7 @@ def test_vllm_args_prints_serve_line() -> None:
     }
 
 
+@needs_builtins
 def test_vllm_args_json_matches_build_engine_args() -> None:
     import json
 
@@ -402,6 +406,7 @@ def test_vllm_args_json_matches_build_engine_args() -> None:
     assert json.loads(result.output) == build_engine_args(spec_text, {"model": "MODEL"})
 
 
+@needs_builtins
 def test_vllm_args_bad_strategy_is_one_clear_line() -> None:
     import subprocess
 

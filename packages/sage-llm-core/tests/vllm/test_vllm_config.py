@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from test_vllm_checks import LookupStrategy
-from vllm_testutils import CPU_ENGINE_ARGS, needs_vllm
+from vllm_testutils import CPU_ENGINE_ARGS, needs_builtins, needs_vllm
 
 from sage.llm import EngineConfigError, SpeculativeStrategy, get_strategy
 from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
 from sage.llm.engines.vllm.validation import precheck_engine_args, validate_with_vllm
 
-pytestmark = needs_vllm
+pytestmark = [needs_vllm, needs_builtins]
 
 
 def strategies(draft: Path) -> dict[str, SpeculativeStrategy]:

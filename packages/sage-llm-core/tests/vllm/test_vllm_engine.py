@@ -15,14 +15,14 @@ from typing import Any
 
 import pytest
 from test_vllm_checks import LookupStrategy
-from vllm_testutils import CPU_ENGINE_ARGS, needs_vllm
+from vllm_testutils import CPU_ENGINE_ARGS, needs_builtins, needs_vllm
 
 from sage.llm import SpeculativeStrategy, get_strategy, list_strategies
 from sage.llm.engines.vllm import generate_cli
 from sage.llm.engines.vllm.errors import ServiceStateError
 from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
 
-pytestmark = [needs_vllm, pytest.mark.slow, pytest.mark.vllm]
+pytestmark = [needs_vllm, needs_builtins, pytest.mark.slow, pytest.mark.vllm]
 
 PROMPTS = [
     "abc abc abc abc abc abc",

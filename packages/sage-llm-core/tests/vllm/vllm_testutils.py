@@ -36,6 +36,9 @@ BUILTIN_STRATEGY_MODULES = (
 HAS_BUILTINS = all(importlib.util.find_spec(m) is not None for m in BUILTIN_STRATEGY_MODULES)
 
 needs_vllm = pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (nox -s vllm)")
+needs_builtins = pytest.mark.skipif(
+    not HAS_BUILTINS, reason="needs the built-in strategy distributions (nox -s vllm)"
+)
 
 
 def build_tiny_llama(path: Path, *, vocab_size: int = 512, seed: int = 0, layers: int = 2) -> Path:

@@ -72,6 +72,8 @@ def vllm(session: nox.Session) -> None:
     session.run(
         "pytest",
         f"{CORE}/tests/vllm",
+        # The strategies' own checks against vLLM's SpeculativeConfig run where vLLM is.
+        *[f"{p}/tests" for p in STRATEGIES],
         "-p",
         "no:cacheprovider",
         *session.posargs,

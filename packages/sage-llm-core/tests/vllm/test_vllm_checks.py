@@ -418,3 +418,42 @@ def test_vllm_args_bad_strategy_is_one_clear_line() -> None:
     assert proc.returncode == 2
     assert "Error: ngram: parameter 'n' must be >= 1" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_unsupported_vllm_version_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from packaging.version import Version
+
+    from sage.llm.engines.vllm import service
+
+    monkeypatch.setattr(service, "installed_vllm_version", lambda: Version("0.40.1"))
+    with pytest.warns(RuntimeWarning, match=r"vLLM 0\.40\.1 is outside the range"):
+        service.warn_if_unsupported_vllm()
+    monkeypatch.setattr(service, "installed_vllm_version", lambda: Version("0.33.2"))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a supported version must not warn
+        service.warn_if_unsupported_vllm()
+
+
+# -- model packs ---------------------------------------------------------------------------
+
+
+def test_model_pack_names_resolve_through_sage_llm_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import types
+
+    pack_dir = write_config_only(tmp_path / "pack", vocab_size=512)
+    fake = types.ModuleType("sage.llm.models")
+
+    def fake_resolve(name: str) -> Path:
+        if name == "tiny-pack":
+            return pack_dir
+        raise LookupError(name)
+
+    fake.resolve_model = fake_resolve  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sage.llm.models", fake)
+    assert resolve_model("tiny-pack") == str(pack_dir)
+    with pytest.raises(ModelResolutionError, match="auto_download is off"):
+        resolve_model("other-pack")

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import gc
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sage.llm.engines.vllm.config import SUPPORTED_VLLM, build_engine_args
+from sage.llm.engines.vllm.config import (
+    SUPPORTED_VLLM,
+    build_engine_args,
+    installed_vllm_version,
+)
 from sage.llm.engines.vllm.errors import (
     VLLM_INSTALL_HINT,
     ServiceStateError,
@@ -256,7 +261,24 @@ def _import_llm() -> Any:
             f"vLLM is not installed (or failed to import: {exc}). "
             + VLLM_INSTALL_HINT.format(range=SUPPORTED_VLLM)
         ) from exc
+    warn_if_unsupported_vllm()
     return LLM
+
+
+def warn_if_unsupported_vllm() -> None:
+    """Warn (not fail) outside the tested range: vLLM renames speculative methods and
+    signatures between minor versions, so other versions may or may not work."""
+    from packaging.specifiers import SpecifierSet
+
+    installed = installed_vllm_version()
+    if installed is not None and installed not in SpecifierSet(SUPPORTED_VLLM):
+        warnings.warn(
+            f"vLLM {installed} is outside the range sage-llm supports ({SUPPORTED_VLLM}); "
+            "speculative methods and the custom proposer interface change between minor "
+            "versions. Install a supported vLLM if something fails.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _sampling_params(params: Any, extra: Mapping[str, Any]) -> Any:

@@ -139,3 +139,15 @@ def test_unknown_key_suggests_the_right_one() -> None:
     }
     with pytest.raises(EngineConfigError, match="did you mean 'prompt_lookup_max'"):
         precheck_engine_args(args)
+
+
+def test_missing_draft_is_ours_first_and_vllm_agrees(tiny_model: Path, tmp_path: Path) -> None:
+    """vLLM retries a missing local draft as a hub id before failing; we fail at once."""
+    from sage.llm.engines.vllm.errors import ModelResolutionError
+
+    missing = tmp_path / "no-draft-here"
+    args = _args(tiny_model, method="draft_model", model=str(missing), num_speculative_tokens=3)
+    with pytest.raises(ModelResolutionError, match="no such directory"):
+        precheck_engine_args(dict(args, speculative_config=dict(args["speculative_config"])))
+    with pytest.raises(ValueError, match="Invalid repository ID or local directory"):
+        validate_with_vllm(args)

@@ -71,7 +71,7 @@ def vllm(session: nox.Session) -> None:
     session.install("pytest", "-e", CORE, *[f"-e{p}" for p in STRATEGIES], "-e", EXAMPLE_PLUGIN)
     session.run(
         "pytest",
-        f"{CORE}/tests/vllm",
+        f"{CORE}/tests/vllm_engine",
         # The strategies' own checks against vLLM's SpeculativeConfig run where vLLM is.
         *[f"{p}/tests" for p in STRATEGIES],
         "-p",

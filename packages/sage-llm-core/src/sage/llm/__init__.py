@@ -12,9 +12,7 @@ The seed's class imports keep working and are resolved lazily through the same e
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from sage.llm._lazy import lazy_getattr
 from sage.llm._version import __version__
 from sage.llm.errors import (
     AmbiguousStrategyError,
@@ -80,13 +78,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Lazy attributes: heavier core modules, then strategy classes by their class name."""
-    module = _LAZY_ATTRIBUTES.get(name)
-    if module is not None:
-        return getattr(importlib.import_module(module), name)
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from sage.llm.registry import resolve_class_export
-
-    return resolve_class_export(name)
+__getattr__ = lazy_getattr(__name__, _LAZY_ATTRIBUTES)

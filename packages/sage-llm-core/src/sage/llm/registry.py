@@ -324,7 +324,7 @@ def name_of(cls: type) -> str | None:
     return None
 
 
-def resolve_class_export(class_name: str) -> type[SpeculativeStrategy]:
+def resolve_class_export(class_name: str, module: str = "sage.llm") -> type[SpeculativeStrategy]:
     """``from sage.llm import NgramStrategy``: the class an entry point names ``class_name``.
 
     Raises :class:`~sage.llm.errors.StrategyNotInstalledError` (an ``ImportError``) naming the
@@ -339,14 +339,14 @@ def resolve_class_export(class_name: str) -> type[SpeculativeStrategy]:
             return load_entry(found[0])
         except StrategyLoadError as exc:
             raise StrategyNotInstalledError(
-                f"cannot import name {class_name!r} from 'sage.llm': {exc}",
+                f"cannot import name {class_name!r} from {module!r}: {exc}",
                 name=class_name,
             ) from exc
     hint = known.hint_for_class(class_name)
     if hint is None:
-        raise AttributeError(f"module 'sage.llm' has no attribute {class_name!r}")
+        raise AttributeError(f"module {module!r} has no attribute {class_name!r}")
     raise StrategyNotInstalledError(
-        f"cannot import name {class_name!r} from 'sage.llm': it is provided by the "
+        f"cannot import name {class_name!r} from {module!r}: it is provided by the "
         f"distribution {hint.distribution!r}, which is not installed (or not allowed by "
         f"{discovery.PLUGINS_ENV}). Run: pip install {hint.distribution}",
         name=class_name,

@@ -6,9 +6,7 @@ vLLM itself is only imported when an engine is started.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from sage.llm._lazy import lazy_getattr
 from sage.llm.engines.vllm.config import build_engine_args
 from sage.llm.strategy import SpeculativeStrategy
 
@@ -31,12 +29,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_ATTRIBUTES.get(name)
-    if module is not None:
-        return getattr(importlib.import_module(module), name)
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from sage.llm.registry import resolve_class_export
-
-    return resolve_class_export(name)
+__getattr__ = lazy_getattr(__name__, _LAZY_ATTRIBUTES)

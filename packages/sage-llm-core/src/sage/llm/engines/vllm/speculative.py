@@ -6,16 +6,10 @@ them from here still works and resolves them through the entry points.
 
 from __future__ import annotations
 
-from typing import Any
-
+from sage.llm._lazy import lazy_getattr
 from sage.llm.strategy import SpeculativeStrategy
 
 __all__ = ["SpeculativeStrategy"]
 
 
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from sage.llm.registry import resolve_class_export
-
-    return resolve_class_export(name)
+__getattr__ = lazy_getattr(__name__, {})

@@ -15,11 +15,13 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from sage.llm.cli.models import models
     from sage.llm.cli.strategies import strategies
     from sage.llm.cli.vllm import vllm_args
 
     cli.add_command(strategies)
     cli.add_command(vllm_args)
+    cli.add_command(models)
 
 
 _register()

@@ -15,6 +15,7 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from sage.llm.cli.bench import bench
     from sage.llm.cli.models import models
     from sage.llm.cli.strategies import strategies
     from sage.llm.cli.vllm import vllm_args
@@ -22,6 +23,7 @@ def _register() -> None:
     cli.add_command(strategies)
     cli.add_command(vllm_args)
     cli.add_command(models)
+    cli.add_command(bench)
 
 
 _register()

@@ -1,0 +1,176 @@
+"""The methods a benchmark compares, and how one of them generates for one prompt.
+
+Every method is run on the same prompt token ids, greedy, with the same token budget:
+
+* ``plain``: the reference engine without a strategy (the reference output and speed);
+* one method per ``--strategy`` spec: the reference engine with that strategy;
+* the transformers peers, derived from the strategies so the comparison is like for like:
+  ``hf-plain`` (``model.generate``), ``hf-prompt-lookup`` for an n-gram strategy (same k, same
+  longest n-gram) and ``hf-assisted`` for a draft-model strategy (same draft, constant k).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+PLAIN = "plain"
+HF_PLAIN = "hf-plain"
+
+
+@dataclass(frozen=True)
+class Method:
+    """One row group of the table."""
+
+    name: str
+    kind: str
+    """``engine`` (the reference engine) or ``hf`` (transformers' own generate)."""
+    family: str
+    """``plain``, ``ngram``, ``draft`` or another strategy name: pairs a method with its peer."""
+    strategy: str | None = None
+    """Strategy spec handed to the engine (engine methods only)."""
+    hf_kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    draft: str | None = None
+    """Draft model for ``hf-assisted``."""
+
+    @property
+    def ours(self) -> bool:
+        """Ours must reproduce plain greedy exactly; a peer's mismatch is only reported."""
+        return self.kind == "engine"
+
+
+@dataclass
+class Output:
+    token_ids: list[int]
+    seconds: float
+    metrics: dict[str, Any] | None = None
+
+
+def plan(strategies: Sequence[str], *, peers: bool = True) -> list[Method]:
+    """The methods for ``strategies`` (specs such as ``"ngram:num_speculative_tokens=4"``).
+
+    Each spec is resolved (and validated) through the registry, so a typo fails here, before
+    any model is loaded.
+    """
+    from sage.llm import get_strategy
+
+    methods = [Method(PLAIN, "engine", PLAIN)]
+    if peers:
+        methods.append(Method(HF_PLAIN, "hf", PLAIN))
+    seen: set[str] = {m.name for m in methods}
+    for spec in strategies:
+        strategy = get_strategy(spec)
+        family = type(strategy).strategy_name()
+        mine = Method(spec, "engine", family, strategy=spec)
+        peer = _peer(family, strategy) if peers else None
+        for method in (mine, peer):
+            if method is not None and method.name not in seen:
+                methods.append(method)
+                seen.add(method.name)
+    return methods
+
+
+def _peer(family: str, strategy: Any) -> Method | None:
+    k = getattr(strategy, "num_speculative_tokens", None)
+    if family == "ngram" and k:
+        n = getattr(strategy, "n", 2)
+        return Method(
+            f"hf-prompt-lookup:k={k},n={n}",
+            "hf",
+            family,
+            hf_kwargs={"prompt_lookup_num_tokens": k, "max_matching_ngram_size": n},
+        )
+    draft = getattr(strategy, "draft_model_id", None)
+    if family == "draft" and k and draft:
+        return Method(
+            f"hf-assisted:k={k}",
+            "hf",
+            family,
+            hf_kwargs={
+                "num_assistant_tokens": k,
+                "num_assistant_tokens_schedule": "constant",
+                "assistant_confidence_threshold": 0.0,
+            },
+            draft=draft,
+        )
+    return None
+
+
+def peer_of(method: Method, methods: Sequence[Method]) -> Method | None:
+    """The transformers method an engine method is compared with (same family)."""
+    if method.kind != "engine":
+        return None
+    for other in methods:
+        if other.kind == "hf" and other.family == method.family:
+            return other
+    return None
+
+
+def load_engine(path: Any, device: str | None = None) -> Any:
+    """The reference engine on ``path`` (a local model directory)."""
+    from sage.llm.engines.transformers import TransformersEngine
+
+    return TransformersEngine.from_pretrained(str(path), device=device)
+
+
+class Runner:
+    """Holds the loaded engine (and draft models for the peers) and runs one method once."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._drafts: dict[str, Any] = {}
+
+    def _draft(self, name: str) -> Any:
+        if name not in self._drafts:
+            from transformers import AutoModelForCausalLM
+
+            from sage.llm.models import resolve_model
+
+            model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype="auto")
+            self._drafts[name] = model.to(self.engine.device).eval()
+        return self._drafts[name]
+
+    def run(self, method: Method, prompt_ids: list[int], max_tokens: int) -> Output:
+        if method.kind == "engine":
+            start = time.perf_counter()
+            result = self.engine.generate(
+                prompt_ids,
+                strategy=method.strategy if method.strategy != PLAIN else None,
+                max_tokens=max_tokens,
+            )
+            seconds = time.perf_counter() - start
+            return Output(list(result.token_ids), seconds, result.metrics.to_json())
+        return self._run_hf(method, prompt_ids, max_tokens)
+
+    def _run_hf(self, method: Method, prompt_ids: list[int], max_tokens: int) -> Output:
+        import torch
+        from transformers import GenerationConfig
+
+        model = self.engine.model
+        eos = sorted(self.engine.eos_token_ids)
+        pad = getattr(model.generation_config, "pad_token_id", None)
+        config = GenerationConfig(
+            max_new_tokens=max_tokens,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=pad if pad is not None else (eos[0] if eos else 0),
+            **method.hf_kwargs,
+        )
+        extra: dict[str, Any] = {}
+        if method.draft is not None:
+            extra["assistant_model"] = self._draft(method.draft)
+        ids = torch.tensor([prompt_ids], device=self.engine.device)
+        start = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                ids, attention_mask=torch.ones_like(ids), generation_config=config, **extra
+            )
+        seconds = time.perf_counter() - start
+        generated = out[0, len(prompt_ids) :].tolist()
+        for i, token in enumerate(generated):  # assisted steps may run past EOS: cut there
+            if token in eos:
+                generated = generated[: i + 1]
+                break
+        return Output(generated[:max_tokens], seconds)

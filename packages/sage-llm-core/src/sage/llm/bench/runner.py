@@ -1,0 +1,99 @@
+"""Run every method on every question, interleaved, and check outputs against plain greedy.
+
+Methods run one after another on the same question (not one method over all questions), so a
+slow patch on a shared machine hits every method alike. Each method is warmed up once first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sage.llm.bench.methods import PLAIN, Method, Output, Runner
+from sage.llm.bench.questions import Question
+
+WARMUP_PROMPT = "Repeat exactly: the quick brown fox jumps over the lazy dog."
+
+
+@dataclass
+class Record:
+    """One method on one question."""
+
+    method: str
+    question_id: int | str
+    category: str
+    prompt_tokens: int
+    num_tokens: int
+    seconds: float
+    matches_plain: bool
+    first_mismatch: int | None
+    """Index of the first generated token that differs from plain greedy (None: identical)."""
+    metrics: dict[str, Any] | None
+    token_ids: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """Index where two token sequences first differ (or where the shorter ends), else None."""
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return i
+    return None if len(a) == len(b) else min(len(a), len(b))
+
+
+def run_benchmark(
+    engine: Any,
+    methods: Sequence[Method],
+    questions: Sequence[Question],
+    *,
+    max_tokens: int,
+    chat: bool = True,
+    repeat: int = 1,
+    on_record: Callable[[Record], None] | None = None,
+) -> list[Record]:
+    """Time ``methods`` on ``questions``; ``methods[0]`` must be plain decoding (the reference).
+
+    With ``repeat`` > 1 every question is run that many times and each method keeps its
+    fastest time (the least disturbed by other work on the machine); a mismatch in any repeat
+    is kept as the record.
+    """
+    if not methods or methods[0].name != PLAIN:
+        raise ValueError("the first method must be plain decoding: it is the reference output")
+    if repeat < 1:
+        raise ValueError(f"repeat must be >= 1, got {repeat}")
+    runner = Runner(engine)
+    warm = engine.encode_prompt(WARMUP_PROMPT, chat=chat)
+    for method in methods:
+        runner.run(method, warm, min(8, max_tokens))
+    records: list[Record] = []
+    for question in questions:
+        prompt_ids = engine.encode_prompt(question.prompt, chat=chat)
+        runs: dict[str, list[Output]] = {m.name: [] for m in methods}
+        for _ in range(repeat):
+            for method in methods:
+                runs[method.name].append(runner.run(method, prompt_ids, max_tokens))
+        reference = runs[methods[0].name][0].token_ids
+        for method in methods:
+            outs = runs[method.name]
+            diffs = [first_difference(reference, o.token_ids) for o in outs]
+            bad = [i for i, d in enumerate(diffs) if d is not None]
+            shown = outs[bad[0]] if bad else outs[0]
+            record = Record(
+                method=method.name,
+                question_id=question.question_id,
+                category=question.category,
+                prompt_tokens=len(prompt_ids),
+                num_tokens=len(shown.token_ids),
+                seconds=min(o.seconds for o in outs),
+                matches_plain=not bad,
+                first_mismatch=diffs[bad[0]] if bad else None,
+                metrics=shown.metrics,
+                token_ids=shown.token_ids,
+            )
+            records.append(record)
+            if on_record is not None:
+                on_record(record)
+    return records

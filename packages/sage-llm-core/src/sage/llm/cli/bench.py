@@ -1,0 +1,164 @@
+"""``sage-llm bench``: plain vs strategies vs transformers on Spec-Bench prompts, per category."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from sage.llm.bench.questions import CATEGORIES
+
+
+@click.command()
+@click.option("--model", "-m", default=None, help="Model pack, directory, .gguf or hub id.")
+@click.option(
+    "--strategy",
+    "-s",
+    "strategies",
+    multiple=True,
+    default=("ngram",),
+    show_default=True,
+    help="Strategy spec to benchmark, e.g. 'ngram:num_speculative_tokens=4'; repeatable.",
+)
+@click.option(
+    "--questions",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Spec-Bench question.jsonl (default: the vendored subset).",
+)
+@click.option(
+    "--category",
+    "-c",
+    "categories",
+    multiple=True,
+    type=click.Choice(CATEGORIES),
+    help="Only these categories (default: every category in the file); repeatable.",
+)
+@click.option(
+    "--limit",
+    "-n",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Questions per category.",
+)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run each question this many times; each method keeps its fastest time.",
+)
+@click.option("--no-peers", is_flag=True, help="Skip transformers' own generate baselines.")
+@click.option(
+    "--no-chat", is_flag=True, help="Feed prompts raw instead of through the chat template."
+)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-results"),
+    show_default=True,
+    help="Directory for the JSON results and the PNG plot.",
+)
+def bench(
+    model: str | None,
+    strategies: tuple[str, ...],
+    questions: Path | None,
+    categories: tuple[str, ...],
+    limit: int,
+    max_tokens: int,
+    repeat: int,
+    no_peers: bool,
+    no_chat: bool,
+    device: str | None,
+    out: Path,
+) -> None:
+    """Benchmark plain decoding, the given strategies and transformers' peers, per category.
+
+    Every output of ours is checked token for token against plain greedy decoding; any
+    difference is reported and makes the command exit with status 1.
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sage.llm.bench.methods import load_engine, plan
+    from sage.llm.bench.questions import load_questions, select
+    from sage.llm.bench.report import machine_info, plot, render_table, write_json
+    from sage.llm.bench.runner import Record, run_benchmark
+    from sage.llm.bench.summary import failures, summarize
+    from sage.llm.models import default_pack_name, resolve_model
+
+    console = Console(stderr=True)
+    picked = select(load_questions(questions), categories or None, limit)
+    methods = plan(strategies, peers=not no_peers)
+    model_name = model or default_pack_name()
+    path = resolve_model(model_name)
+
+    with console.status(f"loading {model_name}"):
+        start = time.perf_counter()
+        engine = load_engine(path, device)
+        load_s = time.perf_counter() - start
+    console.print(
+        f"{model_name} loaded in {load_s:.1f}s; {len(picked)} questions x {len(methods)} "
+        f"methods: {', '.join(m.name for m in methods)}"
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("warming up", total=len(picked) * len(methods))
+
+        def advance(record: Record) -> None:
+            bar.update(task, advance=1, description=f"{record.category} {record.method}")
+
+        records = run_benchmark(
+            engine,
+            methods,
+            picked,
+            max_tokens=max_tokens,
+            chat=not no_chat,
+            repeat=repeat,
+            on_record=advance,
+        )
+    rows = summarize(records, methods)
+    title = (
+        f"{model_name}, greedy, max {max_tokens} tokens, {limit}/category, device {engine.device}"
+    )
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    json_path = out / f"bench-{stamp}.json"
+    png_path = out / f"bench-{stamp}.png"
+    write_json(
+        json_path,
+        {
+            "command": ["sage-llm", "bench", *sys.argv[2:]] if len(sys.argv) > 1 else None,
+            "model": model_name,
+            "model_path": str(path),
+            "load_seconds": load_s,
+            "max_tokens": max_tokens,
+            "limit": limit,
+            "repeat": repeat,
+            "chat": not no_chat,
+            "methods": [m.name for m in methods],
+            "machine": machine_info(),
+            "summary": [r.to_json() for r in rows],
+            "records": [r.to_json() for r in records],
+        },
+    )
+    plot(rows, png_path, title)
+    stdout = Console()
+    if not stdout.is_terminal:
+        stdout = Console(width=160)
+    stdout.print(render_table(rows, title))
+    console.print(f"results: {json_path}\nplot: {png_path}")
+    bad = failures(rows)
+    if bad:
+        names = ", ".join(f"{r.method} ({r.mismatches} of {r.questions})" for r in bad)
+        console.print(f"[red]FAILED: output differs from plain greedy decoding: {names}[/red]")
+        raise SystemExit(1)

@@ -1,0 +1,69 @@
+"""``sage-llm bench`` end to end on a fake engine: table, JSON, plot, exit status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from sage.llm.bench import methods as methods_module
+from sage.llm.cli.main import cli
+from sage.llm.testing.fake_plugins import FakePlugins
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: Any) -> Path:
+    monkeypatch.setattr(methods_module, "load_engine", lambda path, device=None: engine)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    return model
+
+
+def _bench(model: Path, out: Path, *strategies: str) -> tuple[int, str]:
+    args = ["bench", "--model", str(model), "--no-peers", "-n", "1", "-c", "qa", "-c", "rag"]
+    args += ["--max-tokens", "5", "--out", str(out)]
+    for spec in strategies:
+        args += ["--strategy", spec]
+    result = CliRunner().invoke(cli, args)
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def test_bench_writes_table_json_and_plot(
+    echo: FakePlugins, fake_engine: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "results"
+    code, output = _bench(fake_engine, out, "echo:k=3")
+    assert code == 0, output
+    assert "vs transformers" in output
+    (json_path,) = out.glob("bench-*.json")
+    (png_path,) = out.glob("bench-*.png")
+    assert png_path.read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(json_path.read_text())
+    assert data["methods"] == ["plain", "echo:k=3"]
+    assert {r["category"] for r in data["summary"]} == {"qa", "rag", "all"}
+    assert len(data["records"]) == 4
+    assert data["machine"]["cpu_count"]
+
+
+def test_mismatch_with_plain_greedy_fails_the_run(
+    echo: FakePlugins, fake_engine: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    code, output = _bench(fake_engine, tmp_path / "r", "echo:k=3", "echo:k=7")
+    assert code == 1
+    assert "FAILED" in output
+    assert "echo:k=7 (2 of 2)" in output
+    assert "echo:k=3 (" not in output
+
+
+def test_unknown_strategy_fails_before_loading(echo: FakePlugins, tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["bench", "--strategy", "nope", "--out", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "nope" in str(result.exception)

@@ -151,7 +151,8 @@ class Runner:
         model = self.engine.model
         eos = sorted(self.engine.eos_token_ids)
         pad = getattr(model.generation_config, "pad_token_id", None)
-        config = GenerationConfig(
+        make_config: Any = GenerationConfig  # untyped constructor
+        config = make_config(
             max_new_tokens=max_tokens,
             do_sample=False,
             eos_token_id=eos,

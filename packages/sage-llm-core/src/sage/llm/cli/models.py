@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,7 +21,7 @@ def models() -> None:
 def list_command(as_json: bool) -> None:
     """Every known model pack, whether it is cached, its size, license and upstream model."""
     default = default_pack_name()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for pack in list_packs():
         path = cached_path(pack)
         rows.append(

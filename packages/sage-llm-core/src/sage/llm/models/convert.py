@@ -44,7 +44,7 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         raise ModelConversionError(
             f"transformers could not load {gguf_path} as a GGUF causal LM: {exc}"
         ) from exc
-    model.hf_quantizer = None
+    setattr(model, "hf_quantizer", None)  # noqa: B010 - typed as a module by transformers
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     out_dir = Path(out_dir)

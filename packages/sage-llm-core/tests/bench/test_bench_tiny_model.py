@@ -1,0 +1,75 @@
+"""``sage-llm bench`` on a tiny random model through the real engine and transformers' peers.
+
+Skipped unless torch, transformers, the reference engine and the ngram strategy are installed
+(they are in the `bench` nox session and a full development install).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sage.llm.cli.main import cli
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    pytest.importorskip("sage.llm.engines.transformers.engine", reason="no reference engine")
+    pytest.importorskip("sage_llm_strategy_ngram", reason="sage-llm-strategy-ngram missing")
+    words = ["<eos>", "<unk>", *(f"w{i}" for i in range(62))]
+    tok = tokenizers.Tokenizer(
+        tokenizers.models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>")
+    )
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<eos>", unk_token="<unk>", pad_token="<eos>"
+    )
+    config = transformers.LlamaConfig(
+        vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        eos_token_id=0, pad_token_id=0, bos_token_id=None,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(config).eval()
+    path = tmp_path / "tiny"
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def test_bench_on_a_tiny_model_matches_plain_greedy(tiny_model: Path, tmp_path: Path) -> None:
+    questions = tmp_path / "q.jsonl"
+
+    def prompt(i: int) -> str:
+        return " ".join(f"w{(i * j) % 60 + 2}" for j in range(30))
+
+    rows = [
+        {"question_id": i, "category": cat, "turns": [prompt(i)]}
+        for i, cat in ((1, "qa"), (2, "rag"), (3, "rag"))
+    ]
+    questions.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "results"
+    args = [
+        "bench", "--model", str(tiny_model), "--questions", str(questions), "--no-chat",
+        "--limit", "2", "--max-tokens", "12", "--out", str(out),
+        "--strategy", "ngram:num_speculative_tokens=3,n=2",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(next(out.glob("bench-*.json")).read_text())
+    assert data["methods"] == [
+        "plain", "hf-plain", "ngram:num_speculative_tokens=3,n=2", "hf-prompt-lookup:k=3,n=2",
+    ]  # fmt: skip
+    assert len(data["records"]) == 3 * 4
+    assert all(r["matches_plain"] for r in data["records"])
+    ngram_all = next(
+        r for r in data["summary"] if r["category"] == "all" and r["method"].startswith("ngram")
+    )
+    assert ngram_all["peer"] == "hf-prompt-lookup:k=3,n=2"
+    assert ngram_all["acceptance_rate"] is not None

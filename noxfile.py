@@ -132,3 +132,25 @@ def demo(session: nox.Session) -> None:
     session.install("-e", CORE, *[f"-e{p}" for p in STRATEGIES], "-e", EXAMPLE_PLUGIN)
     session.run("sage-llm", "strategies", "list")
     session.run("python", "examples/speculative_decoding_demo.py")
+
+
+# The reference engine's stack, pinned (torch 2.13.0: the CPU wheel CI uses).
+ENGINE_STACK = ["torch==2.13.0", "transformers==5.23.0", "gguf", "safetensors", "accelerate"]
+
+
+@nox.session
+def generate(session: nox.Session) -> None:
+    """The main job: pull the default model pack, generate with and without ngram speculation."""
+    session.install(*ENGINE_STACK, "-e", CORE, *[f"-e{p}" for p in STRATEGIES])
+    session.run("sage-llm", "models", "pull")
+    prompt = (ROOT / "scripts" / "prompts" / "code_edit.txt").read_text()
+    for strategy in ("none", "ngram"):
+        session.run("sage-llm", "generate", "--strategy", strategy, "--max-tokens", "160", prompt)
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Spec-Bench benchmark: engine vs transformers (`nox -s bench -- ARGS` for sage-llm bench)."""
+    session.install(*ENGINE_STACK, "matplotlib", "-e", CORE, *[f"-e{p}" for p in STRATEGIES])
+    session.run("sage-llm", "models", "pull")
+    session.run("sage-llm", "bench", *(session.posargs or ["--limit", "2"]))

@@ -129,7 +129,8 @@ def bench(
         )
     rows = summarize(records, methods)
     title = (
-        f"{model_name}, greedy, max {max_tokens} tokens, {limit}/category, device {engine.device}"
+        f"{model_name}, greedy, max {max_tokens} tokens, {len(picked)} questions "
+        f"(<= {limit}/category), device {engine.device}"
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = out / f"bench-{stamp}.json"

@@ -91,3 +91,15 @@ def test_pulled_pack_loads_with_from_pretrained(make_pack: FakePackFactory, tmp_
     ids = torch.tensor([[1, 2, 3, 4]])
     with torch.no_grad():
         assert torch.equal(model(ids).logits, loaded(ids).logits)
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_hub_false_never_tries_the_hub(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sage.llm.models import resolve as resolve_module
+
+    def no_hub(repo_id: str) -> None:
+        raise AssertionError("hub=False must not contact a hub")
+
+    monkeypatch.setattr(resolve_module, "_from_hub", no_hub)
+    with pytest.raises(UnknownModelError, match="Model packs:"):
+        resolve_model("some-org/some-model", hub=False)

@@ -60,13 +60,16 @@ def _from_hub(repo_id: str) -> Path:
         ) from exc
 
 
-def resolve_model(name_or_path: str | Path | None = None, *, pull: bool = True) -> Path:
+def resolve_model(
+    name_or_path: str | Path | None = None, *, pull: bool = True, hub: bool = True
+) -> Path:
     """A local directory that ``from_pretrained`` loads, for what the user named.
 
     Accepted, in this order: an existing directory (used as is), an existing ``.gguf`` file
     (converted once into the cache), a model pack name or alias (pulled on first use, with a
     message on stderr), and a hub id ``org/name`` (fetched when a hub is reachable).
-    ``None`` means the default pack.
+    ``None`` means the default pack. ``hub=False`` never contacts a model hub (an engine
+    with its own hub policy calls it so and treats :class:`UnknownModelError` as "not ours").
     """
     name = str(name_or_path) if name_or_path is not None else default_pack_name()
     path = Path(name).expanduser()
@@ -100,7 +103,7 @@ def resolve_model(name_or_path: str | Path | None = None, *, pull: bool = True) 
         )
         return pull_pack(pack)
     looks_local = name.startswith((".", "/", "~")) or "\\" in name or path.suffix != ""
-    if "/" in name and not looks_local and name.count("/") == 1:
+    if hub and "/" in name and not looks_local and name.count("/") == 1:
         return _from_hub(name)
     names = [p.name for p in list_packs()] + [a for p in list_packs() for a in p.aliases]
     raise UnknownModelError(

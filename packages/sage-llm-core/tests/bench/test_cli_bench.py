@@ -55,7 +55,6 @@ def test_bench_writes_table_json_and_plot(
 def test_mismatch_with_plain_greedy_fails_the_run(
     echo: FakePlugins, fake_engine: Path, tmp_path: Path
 ) -> None:
-    pytest.importorskip("matplotlib")
     code, output = _bench(fake_engine, tmp_path / "r", "echo:k=3", "echo:k=7")
     assert code == 1
     assert "FAILED" in output
@@ -67,3 +66,17 @@ def test_unknown_strategy_fails_before_loading(echo: FakePlugins, tmp_path: Path
     result = CliRunner().invoke(cli, ["bench", "--strategy", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0
     assert "nope" in str(result.exception)
+
+
+def test_without_matplotlib_the_plot_is_skipped_with_a_hint(
+    echo: FakePlugins, fake_engine: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    out = tmp_path / "r"
+    code, output = _bench(fake_engine, out, "echo:k=3")
+    assert code == 0, output
+    assert "pip install matplotlib" in output
+    assert list(out.glob("bench-*.json"))
+    assert not list(out.glob("bench-*.png"))

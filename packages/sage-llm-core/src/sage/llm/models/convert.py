@@ -16,7 +16,8 @@ from sage.llm.models.errors import ModelConversionError
 EXTRA_HINT = "pip install 'sage-llm-core[transformers]' (torch, transformers, gguf, accelerate)"
 
 
-def _require_stack() -> None:
+def require_conversion_stack() -> None:
+    """Raise a clear error now if converting a GGUF file would fail on a missing library."""
     missing = []
     for module in ("torch", "transformers", "gguf", "accelerate"):
         try:
@@ -32,7 +33,7 @@ def _require_stack() -> None:
 
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """Load ``gguf_path`` with transformers and save it as a ``from_pretrained`` directory."""
-    _require_stack()
+    require_conversion_stack()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = Path(gguf_path).resolve()

@@ -158,6 +158,10 @@ def pull(
     """
     if not force and (ready := cached_path(pack)) is not None:
         return ready
+    if pack.format == "gguf":  # fail before a long download, not after it
+        from sage.llm.models.convert import require_conversion_stack
+
+        require_conversion_stack()
     final = pack_dir(pack)
     final.parent.mkdir(parents=True, exist_ok=True)
     with atomic_dir(final) as out:

@@ -442,18 +442,22 @@ def test_unsupported_vllm_version_warns(monkeypatch: pytest.MonkeyPatch) -> None
 def test_model_pack_names_resolve_through_sage_llm_models(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import types
+    import sage.llm.models as packs
+    from sage.llm.models import ModelVerificationError, UnknownModelError
 
     pack_dir = write_config_only(tmp_path / "pack", vocab_size=512)
-    fake = types.ModuleType("sage.llm.models")
 
-    def fake_resolve(name: str) -> Path:
+    def fake_resolve(name: str, *, hub: bool = True) -> Path:
+        assert hub is False, "the vLLM service applies its own hub policy"
         if name == "tiny-pack":
             return pack_dir
-        raise LookupError(name)
+        if name == "corrupt-pack":
+            raise ModelVerificationError("sha256 mismatch")
+        raise UnknownModelError(name, available=["tiny-pack"])
 
-    fake.resolve_model = fake_resolve  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "sage.llm.models", fake)
+    monkeypatch.setattr(packs, "resolve_model", fake_resolve)
     assert resolve_model("tiny-pack") == str(pack_dir)
     with pytest.raises(ModelResolutionError, match="auto_download is off"):
         resolve_model("other-pack")
+    with pytest.raises(ModelVerificationError, match="sha256"):  # an error, never a fallback
+        resolve_model("corrupt-pack")

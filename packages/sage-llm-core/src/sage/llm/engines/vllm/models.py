@@ -8,10 +8,8 @@ of these were tried, instead of vLLM's retries and traceback.
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import Any
 
 from sage.llm.engines.vllm.errors import ModelResolutionError
 
@@ -77,21 +75,17 @@ def _require_config(path: Path, role: str) -> None:
 
 
 def _from_model_pack(name: str) -> str | None:
-    """A model pack's local directory via ``sage.llm.models.resolve_model``, if installed."""
+    """A model pack's local directory (pulled on first use); None when ``name`` is no pack.
+
+    A pack that exists but fails to download or verify is an error, not a fallback to the hub.
+    """
+    from sage.llm.models import UnknownModelError
+    from sage.llm.models import resolve_model as resolve_pack
+
     try:
-        module = importlib.import_module("sage.llm.models")
-    except ImportError:
+        return str(resolve_pack(name, hub=False))
+    except UnknownModelError:
         return None
-    resolver = getattr(module, "resolve_model", None)
-    if resolver is None:
-        return None
-    try:
-        result: Any = resolver(name)
-    except (LookupError, FileNotFoundError, ValueError):
-        return None
-    if result is None:
-        return None
-    return str(result)
 
 
 def _from_hub(name: str, *, revision: str | None, local_only: bool) -> str | None:

@@ -7,10 +7,13 @@ cost of loading and running a second model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
 from sage.llm.engines.vllm.config import require_vllm_at_least
+
+if TYPE_CHECKING:
+    from sage.llm.proposer import Proposer, ProposerContext
 
 MIN_VLLM = "0.14.0"
 """The seed notes draft models need vLLM >= 0.14."""
@@ -64,3 +67,18 @@ class DraftModelStrategy(SpeculativeStrategy):
         }
         config.update({k: v for k, v in optional.items() if v is not None})
         self.speculative_config(engine_config).update(config)
+
+    def make_proposer(self, context: ProposerContext) -> Proposer:
+        """Load the draft next to the target and propose with it (the reference engine).
+
+        ``quantization``, ``revision`` and ``draft_tensor_parallel_size`` are vLLM settings
+        and do not apply here.
+        """
+        from sage_llm_strategy_draft.proposer import build_draft_proposer
+
+        return build_draft_proposer(
+            self.draft_model_id,
+            self.num_speculative_tokens,
+            context,
+            allow_hub=self.auto_download,
+        )

@@ -10,10 +10,13 @@ observed acceptance is the adaptive behaviour planned next; it is not implemente
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
 from sage.llm.engines.vllm.config import require_vllm_at_least
+
+if TYPE_CHECKING:
+    from sage.llm.proposer import Proposer, ProposerContext
 
 BATCH_BAND_GROWTH = 4
 """Each row of the batch-size table covers 4x more batch sizes than the one before."""
@@ -82,3 +85,9 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
             config.update(method="draft_model", model=self.draft_model_id)
         config["num_speculative_tokens_per_batch_size"] = self.batch_size_schedule()
         self.speculative_config(engine_config).update(config)
+
+    def make_proposer(self, context: ProposerContext) -> Proposer:
+        """A fixed depth of ``max_tokens`` for now; adapting k per step is not implemented."""
+        from sage_llm_strategy_dynamic.proposer import build_proposer
+
+        return build_proposer(self, context)

@@ -7,9 +7,12 @@ No draft model and almost no overhead; it pays off when the output copies from t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
+
+if TYPE_CHECKING:
+    from sage.llm.proposer import Proposer, ProposerContext
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,3 +42,9 @@ class NgramStrategy(SpeculativeStrategy):
             prompt_lookup_max=self.n,
             prompt_lookup_min=self.prompt_lookup_min,
         )
+
+    def make_proposer(self, context: ProposerContext) -> Proposer:
+        """Prompt lookup for the reference engine (no model needed, so ``context`` is unused)."""
+        from sage_llm_strategy_ngram.proposer import NgramProposer
+
+        return NgramProposer(self.num_speculative_tokens, self.n, self.prompt_lookup_min)

@@ -23,6 +23,8 @@ class SpecDecodeMetrics:
     num_generated_tokens: int = 0
     num_steps: int = 0
     """Target forward passes during generation (with or without a proposal)."""
+    prefill_time_s: float = 0.0
+    """Time to process the prompt (included in ``wall_time_s``)."""
     draft_time_s: float = 0.0
     verify_time_s: float = 0.0
     wall_time_s: float = 0.0
@@ -76,6 +78,7 @@ class SpecDecodeMetrics:
         ]
         self.num_generated_tokens += other.num_generated_tokens
         self.num_steps += other.num_steps
+        self.prefill_time_s += other.prefill_time_s
         self.draft_time_s += other.draft_time_s
         self.verify_time_s += other.verify_time_s
         self.wall_time_s += other.wall_time_s

@@ -1,0 +1,399 @@
+"""The reference engine: plain and speculative generation on a transformers causal LM.
+
+One loop serves both. Each step the proposer (if any) suggests up to ``k`` tokens; the target
+model scores the pending token plus those ``k`` tokens in a single forward pass over its KV
+cache; :func:`~sage.llm.engines.transformers.verify.verify` keeps an accepted prefix plus one
+token of the target's own; the cache is cropped back past the rejected tokens. An empty
+proposal makes the step ordinary one-token decoding, so plain generation is the same code with
+no proposer. The prefix is processed once (the prefill) and never again.
+
+Cache invariant: the target cache holds every committed token except the last one (the
+*pending* token, whose logits have not been computed yet).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sage.llm.engines.transformers.errors import InvalidSamplingParamsError
+from sage.llm.engines.transformers.sampling import SamplingParams, probabilities, sample
+from sage.llm.engines.transformers.verify import verify
+from sage.llm.metrics import SpecDecodeMetrics
+from sage.llm.proposer import Proposal, Proposer, ProposerContext
+
+if TYPE_CHECKING:
+    import torch
+
+    from sage.llm.strategy import SpeculativeStrategy
+
+TextCallback = Callable[[str], None]
+
+_EMPTY = Proposal([])
+
+
+@dataclass
+class GenerationResult:
+    """What one request produced. ``token_ids`` are the generated ids only (no prompt)."""
+
+    text: str
+    token_ids: list[int]
+    prompt_token_ids: list[int]
+    finish_reason: str
+    """``"eos"``, ``"length"`` (max tokens) or ``"stop"`` (a stop string)."""
+    metrics: SpecDecodeMetrics = field(default_factory=SpecDecodeMetrics)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "token_ids": list(self.token_ids),
+            "prompt_tokens": len(self.prompt_token_ids),
+            "finish_reason": self.finish_reason,
+            "metrics": self.metrics.to_json(),
+        }
+
+
+class TransformersEngine:
+    """Generate with a transformers causal LM, optionally speculating with a proposer.
+
+    Build it from a loaded model (``TransformersEngine(model, tokenizer)``) or by name
+    (:meth:`from_pretrained`). ``run_metrics`` accumulates every request's metrics.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, name: str | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
+        self.run_metrics = SpecDecodeMetrics()
+        self._proposers: dict[tuple[str, SamplingParams], Proposer | None] = {}
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        *,
+        gguf_file: str | None = None,
+        device: str | None = None,
+        dtype: Any = None,
+        trust_remote_code: bool = False,
+    ) -> TransformersEngine:
+        """Load a local directory, a ``.gguf`` file, a model pack or a hub id."""
+        from sage.llm.engines.transformers.loading import load_model
+
+        model, tokenizer = load_model(
+            name_or_path,
+            gguf_file=gguf_file,
+            device=device,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+        )
+        return cls(model, tokenizer, name=str(name_or_path))
+
+    # -- properties ------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.model.get_output_embeddings().weight.shape[0])
+
+    @property
+    def eos_token_ids(self) -> frozenset[int]:
+        ids: set[int] = set()
+        for source in (getattr(self.model, "generation_config", None), self.model.config):
+            value = getattr(source, "eos_token_id", None) if source is not None else None
+            if isinstance(value, int):
+                ids.add(value)
+            elif isinstance(value, (list, tuple)):
+                ids.update(int(v) for v in value)
+        if self.tokenizer is not None and self.tokenizer.eos_token_id is not None:
+            ids.add(int(self.tokenizer.eos_token_id))
+        return frozenset(ids)
+
+    # -- proposers -------------------------------------------------------------------------
+
+    def proposer_context(self, sampling: SamplingParams) -> ProposerContext:
+        return ProposerContext(
+            target=self.model,
+            tokenizer=self.tokenizer,
+            vocab_size=self.vocab_size,
+            device=str(self.device),
+            dtype=self.model.dtype,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+        )
+
+    def make_proposer(
+        self, strategy: SpeculativeStrategy | str | None, sampling: SamplingParams
+    ) -> Proposer | None:
+        """The strategy's proposer for this engine (``None`` for plain decoding).
+
+        Strategies given by name (``"ngram:n=3"``) are resolved through the plugin registry.
+        A strategy that only configures vLLM (no ``make_proposer``) is refused with a clear
+        error rather than silently decoding without speculation.
+        """
+        if strategy is None or strategy == "none":
+            return None
+        if isinstance(strategy, str):
+            strategy = _resolve_strategy(strategy)
+        proposer = strategy.make_proposer(self.proposer_context(sampling))
+        if proposer is None:
+            raise NotImplementedError(
+                f"strategy {strategy.to_string()!r} only configures vLLM (its make_proposer "
+                "returns None), so the transformers engine cannot run it; use --engine vllm, "
+                "or add make_proposer to the strategy."
+            )
+        if not isinstance(proposer, Proposer):
+            raise TypeError(
+                f"{type(strategy).__name__}.make_proposer returned {type(proposer).__name__}, "
+                "which lacks start/propose/on_verified (see sage.llm.proposer.Proposer)."
+            )
+        return proposer
+
+    def _cached_proposer(
+        self, strategy: SpeculativeStrategy | str, sampling: SamplingParams
+    ) -> Proposer | None:
+        key = strategy if isinstance(strategy, str) else strategy.to_string(with_defaults=True)
+        if not isinstance(strategy, str):
+            key = f"{type(strategy).__module__}.{type(strategy).__qualname__}:{key}"
+        if (key, sampling) not in self._proposers:
+            self._proposers[(key, sampling)] = self.make_proposer(strategy, sampling)
+        return self._proposers[(key, sampling)]
+
+    # -- prompts ---------------------------------------------------------------------------
+
+    def encode_prompt(self, prompt: str | Sequence[int], *, chat: bool | None = None) -> list[int]:
+        """Token ids for ``prompt``; ``chat=None`` applies the chat template when there is one."""
+        if not isinstance(prompt, str):
+            ids = [int(t) for t in prompt]
+            if not ids:
+                raise ValueError("the prompt is empty; pass at least one token id.")
+            return ids
+        if self.tokenizer is None:
+            raise ValueError("this engine has no tokenizer; pass the prompt as token ids.")
+        has_template = bool(getattr(self.tokenizer, "chat_template", None))
+        if chat and not has_template:
+            raise ValueError(
+                f"{self.name} has no chat template; generate without chat=True (--no-chat)."
+            )
+        if chat or (chat is None and has_template):
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+            )
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        else:
+            ids = self.tokenizer(prompt)["input_ids"]
+        if not ids:
+            raise ValueError("the prompt is empty; pass some text.")
+        return list(ids)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        if self.tokenizer is None:
+            return ""
+        return str(self.tokenizer.decode(list(token_ids), skip_special_tokens=True))
+
+    # -- generation ------------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str | Sequence[int],
+        *,
+        strategy: SpeculativeStrategy | str | None = None,
+        proposer: Proposer | None = None,
+        max_tokens: int = 128,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        seed: int | None = None,
+        stop: Sequence[str] | str | None = None,
+        chat: bool | None = None,
+        on_text: TextCallback | None = None,
+    ) -> GenerationResult:
+        """Generate up to ``max_tokens`` tokens after ``prompt`` (text or token ids).
+
+        ``strategy`` (an instance or a ``"name:k=v"`` string) or an explicit ``proposer``
+        turns on speculative decoding; neither means plain decoding. ``temperature=0`` is
+        greedy. ``on_text`` receives the text as it is produced (never a partial stop string
+        or a partial UTF-8 character).
+        """
+        sampling = SamplingParams(temperature, top_k, top_p)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise InvalidSamplingParamsError(
+                f"max_tokens must be an integer >= 1, got {max_tokens!r}."
+            )
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise InvalidSamplingParamsError(f"seed must be an integer >= 0, got {seed!r}.")
+        stops = [stop] if isinstance(stop, str) else [s for s in (stop or ()) if s]
+        if proposer is None and strategy is not None:
+            proposer = self._cached_proposer(strategy, sampling)
+        prompt_ids = self.encode_prompt(prompt, chat=chat)
+        self._check_length(len(prompt_ids), max_tokens)
+        result = self._generate_ids(
+            prompt_ids, proposer, sampling, max_tokens, seed, stops, on_text
+        )
+        self.run_metrics.merge(result.metrics)
+        return result
+
+    def _check_length(self, prompt_len: int, max_tokens: int) -> None:
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and prompt_len + max_tokens > limit:
+            raise InvalidSamplingParamsError(
+                f"prompt ({prompt_len} tokens) + max_tokens ({max_tokens}) exceeds the model's "
+                f"context of {limit} tokens; shorten the prompt or lower max_tokens."
+            )
+
+    def _generate_ids(
+        self,
+        prompt_ids: list[int],
+        proposer: Proposer | None,
+        sampling: SamplingParams,
+        max_tokens: int,
+        seed: int | None,
+        stops: list[str],
+        on_text: TextCallback | None,
+    ) -> GenerationResult:
+        import torch
+        from transformers import DynamicCache
+
+        model = self.model
+        device = self.device
+        eos = self.eos_token_ids
+        generator = None
+        if not sampling.greedy:
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed if seed is not None else int(torch.seed() % 2**63))
+        metrics = SpecDecodeMetrics()
+        text_out = _TextTracker(self, stops, on_text) if (stops or on_text) else None
+        context = list(prompt_ids)  # every committed token; the last one is pending
+        generated: list[int] = []
+        finish = "length"
+        clock = time.perf_counter
+        start = clock()
+
+        with torch.inference_mode():
+            if proposer is not None:
+                proposer.start(prompt_ids)
+                reseed = getattr(proposer, "reseed", None)
+                if seed is not None and callable(reseed):
+                    reseed(seed + 1)  # a draft's own generator, independent of the verifier's
+            cache = DynamicCache(config=model.config)
+            logits = model(
+                input_ids=torch.tensor([prompt_ids], device=device),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            ).logits[0]
+            tokens = _choose(logits, sampling, generator)
+            metrics.prefill_time_s = clock() - start
+            if proposer is not None:
+                cache.activate_past_recording()
+            while True:
+                # Commit this step's tokens, stopping at EOS, the token budget or a stop string.
+                for token in tokens:
+                    context.append(token)
+                    generated.append(token)
+                    if token in eos:
+                        finish = "eos"
+                        break
+                    if len(generated) >= max_tokens:
+                        break
+                if text_out is not None and text_out.update(generated):
+                    finish = "stop"
+                if finish != "length" or len(generated) >= max_tokens:
+                    break
+
+                room = max_tokens - len(generated) - 1  # the target always adds one token
+                t0 = clock()
+                proposal = proposer.propose(context, room) if proposer and room > 0 else _EMPTY
+                draft = proposal.token_ids
+                if len(draft) > room:
+                    draft = draft[:room]
+                t1 = clock()
+                logits = model(
+                    input_ids=torch.tensor([[context[-1], *draft]], device=device),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=len(draft) + 1,
+                ).logits[0]
+                draft_probs = proposal.draft_probs
+                if draft_probs is not None and len(draft) < len(proposal.token_ids):
+                    draft_probs = draft_probs[: len(draft)]
+                verdict = verify(logits, draft, draft_probs, sampling, generator)
+                if proposer is not None:
+                    rejected = len(draft) - verdict.num_accepted
+                    cache.crop(-rejected)
+                    proposer.on_verified(len(draft), verdict.num_accepted)
+                t2 = clock()
+                metrics.draft_time_s += t1 - t0
+                metrics.verify_time_s += t2 - t1
+                metrics.record_step(len(draft), verdict.num_accepted)
+                tokens = verdict.tokens
+
+        metrics.num_generated_tokens = len(generated)
+        metrics.wall_time_s = clock() - start
+        text = text_out.finish(generated) if text_out is not None else self.decode(generated)
+        return GenerationResult(text, generated, list(prompt_ids), finish, metrics)
+
+
+def _choose(logits: torch.Tensor, sampling: SamplingParams, generator: Any) -> list[int]:
+    """The first generated token from the prefill's last-position logits."""
+    if sampling.greedy:
+        return [int(logits[-1].argmax().item())]
+    return [int(sample(probabilities(logits[-1], sampling), generator).item())]
+
+
+def _resolve_strategy(spec: str) -> SpeculativeStrategy:
+    import sage.llm as api
+
+    return api.get_strategy(spec)
+
+
+class _TextTracker:
+    """Incremental detokenization for streaming and stop strings.
+
+    Text is re-decoded from the generated ids (tokenizers merge pieces across tokens), and held
+    back while it ends in a partial UTF-8 character or could be the start of a stop string.
+    """
+
+    def __init__(self, engine: TransformersEngine, stops: list[str], on_text: TextCallback | None):
+        self.engine = engine
+        self.stops = stops
+        self.on_text = on_text
+        self.holdback = max((len(s) for s in stops), default=1) - 1
+        self.emitted = 0
+        self.text = ""
+        self.stopped_at: int | None = None
+
+    def update(self, generated: list[int]) -> bool:
+        """Decode, emit what is safe, and return True when a stop string appeared."""
+        self.text = self.engine.decode(generated)
+        if self.stops:
+            search_from = max(0, self.emitted - self.holdback)
+            hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
+            if hits:
+                self.stopped_at = min(hits)
+                self.text = self.text[: self.stopped_at]
+                self._emit(len(self.text))
+                return True
+        safe = len(self.text) - self.holdback
+        if self.text.endswith("\ufffd"):
+            safe = min(safe, len(self.text.rstrip("\ufffd")))
+        self._emit(safe)
+        return False
+
+    def finish(self, generated: list[int]) -> str:
+        if self.stopped_at is None:
+            self.text = self.engine.decode(generated)
+        self._emit(len(self.text))
+        return self.text
+
+    def _emit(self, upto: int) -> None:
+        if upto > self.emitted:
+            if self.on_text is not None:
+                self.on_text(self.text[self.emitted : upto])
+            self.emitted = upto

@@ -1,0 +1,246 @@
+"""Load a causal LM and its tokenizer from a local directory, a GGUF file, a model pack or the hub.
+
+CPU threading is set up here too: torch's OpenMP threads spin-wait by default, which on a small
+machine made each small matmul about 10x slower when two threads were used; a passive wait
+policy fixes that, but only when it is in the environment before torch starts. Importing
+:mod:`sage.llm.engines.transformers` sets it (without overriding a user's choice), and
+:func:`configure_threads` picks a thread count from the CPUs this process may actually use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sage.llm.engines.transformers.errors import ModelLoadError
+
+
+def set_cpu_environment() -> None:
+    """Put thread settings in the environment before torch is imported (no-op if set)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def configure_threads() -> None:
+    """Use one intra-op thread per CPU available to this process, unless the user chose.
+
+    ``torch.get_num_threads()`` counts the host's cores, which over-subscribes a container or a
+    ``taskset`` that allows fewer. An explicit ``OMP_NUM_THREADS`` always wins.
+    """
+    import torch
+
+    if "OMP_NUM_THREADS" in os.environ or "MKL_NUM_THREADS" in os.environ:
+        return
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        available = os.cpu_count() or 1
+    if torch.get_num_threads() > available:
+        torch.set_num_threads(max(1, available))
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str) -> Any:
+    """float32 on CPU (bf16 matmuls are slow on most CPUs); bf16/fp16 on CUDA."""
+    import torch
+
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where a model comes from: ``path`` for from_pretrained plus an optional GGUF file name."""
+
+    path: str
+    gguf_file: str | None = None
+    local: bool = True
+
+
+def resolve_source(
+    name_or_path: str | os.PathLike[str], gguf_file: str | None = None
+) -> ModelSource:
+    """Turn what the user typed into something ``from_pretrained`` accepts, or explain why not.
+
+    Order: an existing path (a directory, or a ``.gguf`` file), then a model pack name
+    (``sage.llm.models.resolve_model`` when the models module is installed), then a hub id.
+    """
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_file():
+        if path.suffix.lower() != ".gguf":
+            raise ModelLoadError(
+                f"{text!r} is a file but not a .gguf file; pass a model directory (with "
+                f"config.json) or a .gguf file."
+            )
+        return ModelSource(str(path.parent), path.name)
+    if path.is_dir():
+        if gguf_file is None and not (path / "config.json").exists():
+            ggufs = sorted(p.name for p in path.glob("*.gguf"))
+            if len(ggufs) == 1:
+                gguf_file = ggufs[0]
+            else:
+                found = (
+                    f"GGUF files {ggufs}; pick one with gguf_file=" if ggufs else "no config.json"
+                )
+                raise ModelLoadError(
+                    f"{text!r} is a directory but not a transformers model ({found}). "
+                    f"Pass a directory saved with save_pretrained or a .gguf file."
+                )
+        return ModelSource(str(path), gguf_file)
+    pack = _resolve_pack(text)
+    if pack is not None:
+        return resolve_source(pack, gguf_file)
+    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith(".gguf")
+    if looks_local or not text:
+        raise ModelLoadError(
+            f"model {text!r} not found: it is not an existing directory or .gguf file"
+            + (", not a model pack (see `sage-llm models list`)" if _has_models() else "")
+            + ". Check the path, or pull a model pack with `sage-llm models pull NAME`."
+        )
+    return ModelSource(text, gguf_file, local=False)
+
+
+def _has_models() -> bool:
+    try:
+        import sage.llm.models  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _resolve_pack(name: str) -> Path | None:
+    """A model pack's local directory, when the models module knows ``name``."""
+    try:
+        from sage.llm.models import resolve_model
+    except ImportError:
+        return None
+    try:
+        return Path(resolve_model(name))
+    except (LookupError, FileNotFoundError):
+        return None
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    gguf_file: str | None = None,
+    device: str | None = None,
+    dtype: Any = None,
+    trust_remote_code: bool = False,
+    require_tokenizer: bool = True,
+) -> tuple[Any, Any]:
+    """Load ``(model, tokenizer)`` ready for inference on ``device``.
+
+    With ``require_tokenizer=False`` (a draft model) a missing tokenizer gives ``None``.
+    """
+    set_cpu_environment()  # effective only if torch has not started yet
+    import torch
+
+    source = resolve_source(name_or_path, gguf_file)
+    device = device or default_device()
+    if device == "cpu":
+        configure_threads()
+    dtype = dtype if dtype is not None else default_dtype(device)
+    if isinstance(dtype, str) and dtype != "auto":
+        dtype = getattr(torch, dtype)
+    kwargs: dict[str, Any] = {
+        "trust_remote_code": trust_remote_code,
+        "require_tokenizer": require_tokenizer,
+    }
+    if source.gguf_file:
+        _require_gguf()
+        kwargs["gguf_file"] = source.gguf_file
+    if source.local:
+        try:
+            tokenizer, model = _from_pretrained(source.path, dtype, local_files_only=True, **kwargs)
+        except (OSError, ValueError) as exc:
+            where = f" (gguf_file={source.gguf_file!r})" if source.gguf_file else ""
+            raise ModelLoadError(
+                f"could not load the model in {source.path!r}{where}: {_first_line(exc)}"
+            ) from exc
+    else:
+        tokenizer, model = _from_hub(source.path, dtype, **kwargs)
+    model.to(device)
+    model.eval()
+    return model, tokenizer
+
+
+def _from_pretrained(
+    path: str, dtype: Any, *, require_tokenizer: bool = True, **kwargs: Any
+) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError, TypeError):
+        if require_tokenizer:
+            raise
+        tokenizer = None
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    return tokenizer, model
+
+
+def _from_hub(repo_id: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """The local hub cache first; the network only when the hub answers within seconds.
+
+    huggingface_hub retries an unreachable host for about half a minute per file, so a
+    machine without internet would hang before failing; checking the endpoint first turns that
+    into an immediate, clear error.
+    """
+    try:
+        return _from_pretrained(repo_id, dtype, local_files_only=True, **kwargs)
+    except (OSError, ValueError):
+        pass
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _reachable(endpoint):
+        raise ModelLoadError(
+            f"model {repo_id!r} is not a local directory or .gguf file, is not in the local "
+            f"hub cache, and the hub ({endpoint}) is unreachable from this machine. Pass a local "
+            "model directory or .gguf file, or a model pack name (`sage-llm models list`)."
+        )
+    try:
+        return _from_pretrained(repo_id, dtype, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"could not load {repo_id!r} from the hub ({endpoint}): {_first_line(exc)}. "
+            "Check the id, or pass a local model directory or .gguf file."
+        ) from exc
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    host = parsed.hostname
+    if not host:
+        return False
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _require_gguf() -> None:
+    try:
+        import gguf  # noqa: F401
+    except ImportError as exc:
+        raise ModelLoadError(
+            "loading a .gguf file needs the 'gguf' package: "
+            "pip install 'sage-llm-core[transformers]'"
+        ) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,77 @@
+"""Prompt lookup with an incremental index: the ngram strategy's per-step proposer.
+
+Each step looks up the last ``n`` committed tokens (``n`` from ``max_n`` down to ``min_n``,
+longest first, as vLLM and transformers do) in a hash index of every earlier n-gram and proposes
+the tokens that followed the most recent earlier occurrence. The index is extended with the
+n-grams that end in newly committed tokens only, so a step costs O(new tokens x n), not a rescan
+of the whole context.
+
+When the continuation runs into the end of the context, copying goes on through the tokens just
+proposed (as LZ77 copies an overlapping match): a repeating pattern with a short period still
+yields a full-length proposal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sage.llm.proposer import Proposal
+
+
+class NgramProposer:
+    """Propose up to ``num_speculative_tokens`` tokens by n-gram lookup in the context."""
+
+    def __init__(self, num_speculative_tokens: int, max_n: int, min_n: int = 1) -> None:
+        if num_speculative_tokens < 1 or min_n < 1 or max_n < min_n:
+            raise ValueError(
+                "NgramProposer needs num_speculative_tokens >= 1 and 1 <= min_n <= max_n, got "
+                f"num_speculative_tokens={num_speculative_tokens}, min_n={min_n}, max_n={max_n}."
+            )
+        self.num_speculative_tokens = num_speculative_tokens
+        self.max_n = max_n
+        self.min_n = min_n
+        self._index: dict[int, dict[tuple[int, ...], int]] = {}
+        self._next_start: dict[int, int] = {}
+        self._length = 0
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self._index = {n: {} for n in range(self.min_n, self.max_n + 1)}
+        self._next_start = dict.fromkeys(self._index, 0)
+        self._length = 0
+
+    def _extend(self, context: Sequence[int]) -> None:
+        """Index every n-gram that now has a following token (so never the suffix itself)."""
+        length = len(context)
+        if length < self._length:  # a new request that did not call start(): begin again
+            self.start(())
+        self._length = length
+        for n, table in self._index.items():
+            last_start = length - n - 1  # the n-gram at last_start is followed by one token
+            first = self._next_start[n]
+            for i in range(first, last_start + 1):
+                table[tuple(context[i : i + n])] = i  # later occurrences replace earlier ones
+            if last_start + 1 > first:
+                self._next_start[n] = last_start + 1
+
+    def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        k = min(self.num_speculative_tokens, max_tokens)
+        if not self._index:
+            self.start(())
+        self._extend(context_ids)
+        length = len(context_ids)
+        if k <= 0:
+            return Proposal([])
+        for n in range(min(self.max_n, length - 1), self.min_n - 1, -1):
+            found = self._index[n].get(tuple(context_ids[length - n :]))
+            if found is None:
+                continue
+            begin = found + n
+            tokens = list(context_ids[begin : begin + k])
+            while len(tokens) < k:  # the match reaches the end: copy on through the proposal
+                offset = begin + len(tokens) - length
+                tokens.append(tokens[offset])
+            return Proposal(tokens)
+        return Proposal([])
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None:
+        """Prompt lookup keeps no acceptance state."""

@@ -10,6 +10,8 @@ policy fixes that, but only when it is in the environment before torch starts. I
 from __future__ import annotations
 
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,14 @@ from sage.llm.engines.transformers.errors import ModelLoadError
 
 def set_cpu_environment() -> None:
     """Put thread settings in the environment before torch is imported (no-op if set)."""
+    if "OMP_WAIT_POLICY" not in os.environ and "torch" in sys.modules:
+        warnings.warn(
+            "torch was imported before sage.llm.engines.transformers, so OpenMP threads "
+            "spin-wait (often several times slower on a busy or small CPU). Set "
+            "OMP_WAIT_POLICY=PASSIVE in the environment, or import this module first.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

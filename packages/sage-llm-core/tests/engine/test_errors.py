@@ -65,7 +65,9 @@ def test_mismatched_draft_vocabulary(model_dir: Path, other_vocab_dir: Path) -> 
     with pytest.raises(VocabularyMismatchError) as info:
         engine.generate("abc", strategy=strategy, max_tokens=4)
     message = str(info.value)
-    assert str(other_vocab_dir) in message and "96" in message and "80" in message
+    assert str(other_vocab_dir) in message
+    assert "96" in message
+    assert "80" in message
     assert str(model_dir) in message
 
 

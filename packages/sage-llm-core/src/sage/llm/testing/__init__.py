@@ -31,8 +31,9 @@ from sage.llm.errors import InvalidParameterError
 from sage.llm.params import accepts_any_keyword
 from sage.llm.registry import STATUS_OK, get_strategy, get_strategy_class, list_strategies
 from sage.llm.strategy import SpeculativeStrategy
+from sage.llm.testing.proposers import ProposerConformanceTests
 
-__all__ = ["StrategyConformanceTests"]
+__all__ = ["ProposerConformanceTests", "StrategyConformanceTests"]
 
 _FOREIGN_CONFIG: dict[str, Any] = {
     "model": "target-model",

@@ -1,0 +1,64 @@
+"""The draft-model proposer: own KV cache kept in step with the committed context."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sage.llm.testing import ProposerConformanceTests
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts
+torch = pytest.importorskip("torch")
+
+
+class TestDraftProposerConformance(ProposerConformanceTests):
+    strategy_name = "draft"
+
+    def proposer_params(self, tiny_model_dir: Path) -> dict[str, Any]:
+        return {"draft_model_id": str(tiny_model_dir), "num_speculative_tokens": 3}
+
+
+def test_greedy_proposals_equal_the_draft_models_own_greedy_continuation() -> None:
+    from sage.llm.testing.tiny import reference_greedy, repetitive_prompt, tiny_llama
+    from sage_llm_strategy_draft.proposer import DraftModelProposer
+
+    draft = tiny_llama(64, seed=3)
+    proposer = DraftModelProposer(draft, 4)
+    context = repetitive_prompt(10, seed=1, vocab_size=64)
+    proposer.start(context)
+    for step in range(12):
+        proposal = proposer.propose(context, 4)
+        assert proposal.token_ids == reference_greedy(draft, context, 4)
+        # Commit a varying part of the proposal and a token of our own, as the engine would.
+        keep = step % 5
+        context = [*context, *proposal.token_ids[:keep], (step * 7) % 64]
+        proposer.on_verified(4, min(keep, 4))
+
+
+def test_mismatched_vocabulary_is_refused(tmp_path: Path) -> None:
+    from sage.llm.engines.transformers.errors import VocabularyMismatchError
+    from sage.llm.proposer import ProposerContext
+    from sage.llm.testing.tiny import save_tiny_model, tiny_llama
+    from sage_llm_strategy_draft.proposer import build_draft_proposer
+
+    target = tiny_llama(64, seed=0)
+    draft_dir = save_tiny_model(tmp_path / "draft", 72, seed=1, with_tokenizer=False)
+    context = ProposerContext(target=target, vocab_size=64, device="cpu", dtype=torch.float32)
+    with pytest.raises(VocabularyMismatchError, match="72 tokens") as info:
+        build_draft_proposer(str(draft_dir), 3, context)
+    assert str(draft_dir) in str(info.value)
+    assert "64" in str(info.value)
+
+
+def test_no_auto_download_refuses_hub_ids() -> None:
+    from sage.llm.engines.transformers.errors import ModelLoadError
+    from sage.llm.proposer import ProposerContext
+    from sage.llm.testing.tiny import tiny_llama
+    from sage_llm_strategy_draft.proposer import build_draft_proposer
+
+    context = ProposerContext(target=tiny_llama(64), vocab_size=64, device="cpu")
+    with pytest.raises(ModelLoadError, match="auto_download is off"):
+        build_draft_proposer("org/draft", 3, context, allow_hub=False)

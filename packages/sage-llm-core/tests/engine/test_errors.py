@@ -45,6 +45,9 @@ def test_corrupt_model_directory(tmp_path: Path) -> None:
 
 
 def test_unreachable_hub_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from sage.llm.engines.transformers import loading
+
+    monkeypatch.setattr(loading, "_models_resolver", lambda: None)  # transformers' own hub path
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty hub cache
     monkeypatch.chdir(tmp_path)

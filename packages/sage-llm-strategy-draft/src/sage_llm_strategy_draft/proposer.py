@@ -15,6 +15,7 @@ seeds it through :meth:`DraftModelProposer.reseed` when a run is seeded.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sage.llm.engines.transformers.errors import ModelLoadError, VocabularyMismatchError
@@ -160,12 +161,10 @@ def build_draft_proposer(
             "the draft strategy needs the target model in its ProposerContext to check the "
             "draft's vocabulary; build the proposer through an engine."
         )
-    if not allow_hub:
-        from sage.llm.engines.transformers.loading import resolve_source
-
-        if not resolve_source(draft_model_id).local:
+    if not allow_hub and not Path(draft_model_id).expanduser().exists():
+        if draft_model_id.count("/") == 1 and not draft_model_id.startswith((".", "/", "~")):
             raise ModelLoadError(
-                f"draft model {draft_model_id!r} is not local and auto_download is off; pass a "
+                f"draft model {draft_model_id!r} is a hub id and auto_download is off; pass a "
                 "local directory, a .gguf file or a model pack name."
             )
     model, tokenizer = load_model(

@@ -16,6 +16,7 @@ def cli() -> None:
 
 def _register() -> None:
     from sage.llm.cli.bench import bench
+    from sage.llm.cli.generate import generate
     from sage.llm.cli.models import models
     from sage.llm.cli.strategies import strategies
     from sage.llm.cli.vllm import vllm_args
@@ -24,6 +25,7 @@ def _register() -> None:
     cli.add_command(vllm_args)
     cli.add_command(models)
     cli.add_command(bench)
+    cli.add_command(generate)
 
 
 _register()

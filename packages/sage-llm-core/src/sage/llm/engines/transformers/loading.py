@@ -79,8 +79,9 @@ def resolve_source(
 ) -> ModelSource:
     """Turn what the user typed into something ``from_pretrained`` accepts, or explain why not.
 
-    Order: an existing path (a directory, or a ``.gguf`` file), then a model pack name
-    (``sage.llm.models.resolve_model`` when the models module is installed), then a hub id.
+    Order: an existing path (a directory, or a ``.gguf`` file); then, when the models module is
+    installed, whatever ``sage.llm.models.resolve_model`` makes of the name (a model pack or a
+    hub id); without it, a hub id loaded by transformers itself.
     """
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
@@ -105,37 +106,27 @@ def resolve_source(
                     f"Pass a directory saved with save_pretrained or a .gguf file."
                 )
         return ModelSource(str(path), gguf_file)
-    pack = _resolve_pack(text)
-    if pack is not None:
-        return resolve_source(pack, gguf_file)
-    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or text.endswith(".gguf")
+    looks_local = text.startswith((".", "/", "~")) or text.lower().endswith(".gguf")
     if looks_local or not text:
         raise ModelLoadError(
-            f"model {text!r} not found: it is not an existing directory or .gguf file"
-            + (", not a model pack (see `sage-llm models list`)" if _has_models() else "")
-            + ". Check the path, or pull a model pack with `sage-llm models pull NAME`."
+            f"model {text!r} not found: no such directory or .gguf file. Check the path, or "
+            "name a model pack (`sage-llm models list`) or a hub id 'org/name'."
         )
+    resolve_model = _models_resolver()
+    if resolve_model is not None:
+        # Model packs, their cache and hub downloads belong to sage.llm.models; its errors
+        # (unknown name with suggestions, checksum mismatch) are already clear.
+        return resolve_source(resolve_model(text), gguf_file)
     return ModelSource(text, gguf_file, local=False)
 
 
-def _has_models() -> bool:
-    try:
-        import sage.llm.models  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _resolve_pack(name: str) -> Path | None:
-    """A model pack's local directory, when the models module knows ``name``."""
+def _models_resolver() -> Any:
+    """``sage.llm.models.resolve_model`` when the models module is installed, else ``None``."""
     try:
         from sage.llm.models import resolve_model
     except ImportError:
         return None
-    try:
-        return Path(resolve_model(name))
-    except (LookupError, FileNotFoundError):
-        return None
+    return resolve_model
 
 
 def load_model(

@@ -1,0 +1,276 @@
+"""``sage-llm generate``: speculative generation with a chosen strategy, and what it gained.
+
+The text streams as it is produced; then the run's numbers follow on stderr: tokens/s,
+acceptance, mean accepted length, and a speedup measured against plain decoding of the same
+prompt on the same model (a short plain run by default, so the estimate costs little;
+``--baseline-tokens`` sets its length, 0 turns it off). ``--json`` prints one object instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+ENGINES = ("transformers", "vllm")
+
+
+@click.command()
+@click.argument("prompt")
+@click.option(
+    "--strategy",
+    "-s",
+    default="ngram",
+    show_default=True,
+    help="Strategy string (name[:k=v,...], e.g. 'ngram:n=3,num_speculative_tokens=5') or "
+    "'none' for plain decoding.",
+)
+@click.option(
+    "--model",
+    "-m",
+    default=None,
+    help="Model pack name, local model directory, .gguf file or hub id (default: the "
+    "default model pack).",
+)
+@click.option(
+    "--draft-model",
+    default=None,
+    help="Draft model for the draft strategy (implies --strategy draft when none is given).",
+)
+@click.option("--engine", type=click.Choice(ENGINES), default="transformers", show_default=True)
+@click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0.0),
+    default=0.0,
+    show_default=True,
+    help="0 is greedy decoding.",
+)
+@click.option("--top-k", type=click.IntRange(min=1), default=None, help="Sample from the k best.")
+@click.option("--top-p", type=click.FloatRange(min=0.0, max=1.0, min_open=True), default=None)
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for sampling.")
+@click.option("--stop", multiple=True, help="Stop when this text appears (repeatable).")
+@click.option(
+    "--chat/--no-chat",
+    default=None,
+    help="Wrap the prompt in the model's chat template (default: when it has one).",
+)
+@click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if present).")
+@click.option(
+    "--baseline-tokens",
+    type=click.IntRange(min=0),
+    default=32,
+    show_default=True,
+    help="Plain-decoding tokens generated to measure the speedup (0: no baseline).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def generate(
+    prompt: str,
+    strategy: str,
+    model: str | None,
+    draft_model: str | None,
+    engine: str,
+    max_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seed: int | None,
+    stop: tuple[str, ...],
+    chat: bool | None,
+    device: str | None,
+    baseline_tokens: int,
+    as_json: bool,
+) -> None:
+    """Generate a completion of PROMPT with speculative decoding and report the speedup."""
+    spec = _strategy_spec(strategy, draft_model, explicit=_given("strategy"))
+    if engine == "vllm":
+        _generate_vllm(prompt, spec, model, max_tokens, temperature, top_k, top_p, seed, as_json)
+        return
+    from sage.llm.engines.transformers import TransformersEngine
+
+    target = _model_name(model)
+    if not as_json:
+        click.echo(f"Loading {target} ...", err=True)
+    _quiet_transformers()
+    try:
+        runner = TransformersEngine.from_pretrained(target, device=device)
+        options: dict[str, Any] = dict(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            stop=list(stop),
+            chat=chat,
+        )
+        stream = None if as_json else _stream
+        result = runner.generate(prompt, strategy=spec, on_text=stream, **options)
+        baseline = None
+        if spec is not None and baseline_tokens > 0:
+            count = min(baseline_tokens, max(1, len(result.token_ids)))
+            baseline = runner.generate(prompt, **{**options, "max_tokens": count, "stop": []})
+    except (ValueError, NotImplementedError, ImportError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    report = _report(result, baseline, spec, temperature)
+    if as_json:
+        click.echo(json.dumps({**result.to_json(), "strategy": spec or "none", **report}))
+        return
+    click.echo("")
+    _print_summary(result, report)
+
+
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars between the command and its output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def _given(name: str) -> bool:
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
+
+
+def _strategy_spec(strategy: str, draft_model: str | None, *, explicit: bool) -> str | None:
+    """The strategy string to resolve, with ``--draft-model`` folded in."""
+    text = strategy.strip()
+    if text.lower() in ("none", "plain", ""):
+        if draft_model:
+            raise click.UsageError("--draft-model needs a draft strategy, not --strategy none.")
+        return None
+    if draft_model is None:
+        return text
+    if not explicit:
+        text = "draft"
+    name = text.split(":", 1)[0]
+    if name not in ("draft", "draft-model", "dynamic", "dynamic-lookahead"):
+        raise click.UsageError(
+            f"--draft-model applies to the draft and dynamic-lookahead strategies, not {name!r}."
+        )
+    separator = "," if ":" in text else ":"
+    return f"{text}{separator}draft_model_id={draft_model}"
+
+
+def _model_name(model: str | None) -> str:
+    if model is not None:
+        return model
+    try:
+        from sage.llm.models import resolve_model
+    except ImportError:
+        raise click.UsageError(
+            "no --model given and model packs are not available in this installation; pass "
+            "--model with a local model directory or .gguf file."
+        ) from None
+    return str(resolve_model(None))
+
+
+def _stream(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _decode_rate(metrics: Any) -> float:
+    """Tokens per second after the first token (prefill excluded): what speculation changes."""
+    seconds = metrics.wall_time_s - metrics.prefill_time_s
+    tokens = metrics.num_generated_tokens - 1
+    return tokens / seconds if tokens > 0 and seconds > 0 else 0.0
+
+
+def _report(result: Any, baseline: Any, spec: str | None, temperature: float) -> dict[str, Any]:
+    report: dict[str, Any] = {"speedup": None, "baseline": None}
+    if baseline is None:
+        return report
+    plain_rate = _decode_rate(baseline.metrics)
+    spec_rate = _decode_rate(result.metrics)
+    speedup = spec_rate / plain_rate if plain_rate > 0 and spec_rate > 0 else None
+    n = len(baseline.token_ids)
+    agrees = result.token_ids[:n] == baseline.token_ids if temperature == 0 else None
+    report["speedup"] = speedup
+    report["baseline"] = {
+        "tokens": n,
+        "decode_tokens_per_second": plain_rate,
+        "matches_plain_greedy": agrees,
+    }
+    return report
+
+
+def _print_summary(result: Any, report: dict[str, Any]) -> None:
+    m = result.metrics
+    lines = [
+        f"{m.num_generated_tokens} tokens in {m.wall_time_s:.2f} s: "
+        f"{m.tokens_per_second:.1f} tokens/s (prefill {m.prefill_time_s:.2f} s), "
+        f"finished by {result.finish_reason}"
+    ]
+    if m.num_drafts:
+        per_position = ", ".join(f"{a:.2f}" for a in m.per_position_acceptance)
+        lines.append(
+            f"acceptance {m.acceptance_rate:.1%} ({m.num_accepted_tokens}/{m.num_draft_tokens} "
+            f"draft tokens in {m.num_drafts} drafts), mean accepted length "
+            f"{m.mean_accepted_length:.2f}, per position [{per_position}]"
+        )
+        lines.append(f"time in draft {m.draft_time_s:.2f} s, in verify {m.verify_time_s:.2f} s")
+    elif m.num_steps:
+        lines.append("no draft was proposed: every step was plain decoding")
+    baseline = report.get("baseline")
+    if report.get("speedup") is not None and baseline:
+        check = {True: ", same tokens", False: ", TOKENS DIFFER", None: ""}[
+            baseline["matches_plain_greedy"]
+        ]
+        lines.append(
+            f"speedup ~{report['speedup']:.2f}x vs plain decoding "
+            f"({baseline['decode_tokens_per_second']:.1f} tokens/s over its first "
+            f"{baseline['tokens']} tokens{check})"
+        )
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _generate_vllm(
+    prompt: str,
+    spec: str | None,
+    model: str | None,
+    max_tokens: int,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    seed: int | None,
+    as_json: bool,
+) -> None:
+    try:
+        from sage.llm.engines.vllm import generate_cli
+    except ImportError as exc:
+        raise click.ClickException(
+            "--engine vllm is not available in this installation (sage.llm.engines.vllm has "
+            f"no generate_cli: {exc}). Install vLLM support with pip install "
+            "'sage-llm-core[vllm]', or use --engine transformers."
+        ) from exc
+    result = generate_cli(
+        model=_model_name(model),
+        prompts=[prompt],
+        strategy=spec,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        top_p=top_p if top_p is not None else 1.0,
+        top_k=top_k,
+        seed=seed if seed is not None else 0,
+    )
+    token_ids = result.token_ids[0] if result.token_ids else []
+    if as_json:
+        payload = {
+            "text": result.text,
+            "token_ids": list(token_ids),
+            "metrics": result.metrics.to_json(),
+            "strategy": spec or "none",
+        }
+        click.echo(json.dumps(payload))
+        return
+    click.echo(result.text)
+    m = result.metrics
+    click.echo(
+        f"{m.num_generated_tokens} tokens, acceptance {m.acceptance_rate:.1%}, mean accepted "
+        f"length {m.mean_accepted_length:.2f} (vLLM)",
+        err=True,
+    )

@@ -1,0 +1,116 @@
+"""``sage-llm generate`` on a tiny saved model: streaming, JSON, strategies and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from sage.llm.cli.main import cli
+
+PROMPT = "abc abc abc abc"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["generate", *args], catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_output_has_text_ids_and_metrics(model_dir: Path) -> None:
+    code, out, _ = run(PROMPT, "--model", str(model_dir), "--max-tokens", "12", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert set(data) >= {"text", "token_ids", "metrics", "speedup", "finish_reason"}
+    assert 1 <= len(data["token_ids"]) <= 12
+    assert data["metrics"]["num_generated_tokens"] == len(data["token_ids"])
+    assert data["strategy"] == "ngram"
+    assert data["baseline"]["matches_plain_greedy"] is True
+
+
+def test_ngram_and_plain_agree_token_for_token(model_dir: Path) -> None:
+    common = [PROMPT, "--model", str(model_dir), "--max-tokens", "16", "--json"]
+    _, spec, _ = run(*common, "--strategy", "ngram:n=2,num_speculative_tokens=3")
+    _, plain, _ = run(*common, "--strategy", "none")
+    assert json.loads(spec)["token_ids"] == json.loads(plain)["token_ids"]
+    assert json.loads(plain)["speedup"] is None
+
+
+def test_streams_text_then_prints_the_numbers(model_dir: Path) -> None:
+    code, out, err = run(PROMPT, "--model", str(model_dir), "--max-tokens", "10", "--no-chat")
+    assert code == 0
+    assert "tokens/s" in err
+    assert "speedup" in err
+    _, data, _ = run(PROMPT, "--model", str(model_dir), "--max-tokens", "10", "--no-chat", "--json")
+    assert out.strip() == json.loads(data)["text"].strip()
+
+
+def test_draft_model_option(model_dir: Path, draft_dir: Path) -> None:
+    code, out, _ = run(
+        PROMPT,
+        "--model",
+        str(model_dir),
+        "--draft-model",
+        str(draft_dir),
+        "--max-tokens",
+        "8",
+        "--json",
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["strategy"].startswith("draft:")
+    assert data["metrics"]["num_drafts"] > 0
+
+
+def test_sampling_with_seed_is_reproducible(model_dir: Path) -> None:
+    args = [PROMPT, "--model", str(model_dir), "--max-tokens", "10", "--json"]
+    args += ["--temperature", "0.8", "--top-p", "0.9", "--seed", "3"]
+    first = json.loads(run(*args)[1])
+    second = json.loads(run(*args)[1])
+    assert first["token_ids"] == second["token_ids"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--temperature", "-1"], "temperature"),
+        (["--max-tokens", "0"], "max-tokens"),
+        (["--strategy", "nosuch"], "unknown speculative strategy"),
+        (["--strategy", "ngram:n=0"], "n"),
+        (["--strategy", "none", "--draft-model", "x"], "draft"),
+        (["--strategy", "ngram", "--draft-model", "x"], "draft"),
+    ],
+)
+def test_bad_input_is_a_clear_error(
+    model_dir: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_main(["generate", PROMPT, "--model", str(model_dir), *args], capsys)
+    assert code != 0
+    assert message in err
+
+
+def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["generate", PROMPT, "--model", str(tmp_path / "missing")], capsys)
+    assert code == 2
+    assert "not found" in err
+    assert "Traceback" not in err
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run through ``main()`` (as the installed command does): library errors become exit 2."""
+    import sys
+
+    from sage.llm.cli.main import main
+
+    old = sys.argv
+    sys.argv = ["sage-llm", *argv]
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

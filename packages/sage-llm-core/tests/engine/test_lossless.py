@@ -26,7 +26,7 @@ def near_draft(target: Any) -> Any:
     g = torch.Generator().manual_seed(7)
     with torch.no_grad():
         for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.05)
     return model
 
 

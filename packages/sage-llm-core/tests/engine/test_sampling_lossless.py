@@ -61,7 +61,7 @@ def model() -> Any:
 
 def next_probs(model: Any, context: list[int]) -> torch.Tensor:
     with torch.inference_mode():
-        logits = model(input_ids=torch.tensor([context])).logits[0, -1]
+        logits = model(input_ids=torch.tensor([context], device=model.device)).logits[0, -1]
     return probabilities(logits, SAMPLING)
 
 
@@ -126,7 +126,7 @@ def test_draft_sampling_matches_the_target(model: Any, exact: Any) -> None:
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.3)
+            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.3)
     proposer = DraftModelProposer(noisy, 2, SAMPLING)
     pairs, thirds, drafts = run(TransformersEngine(model), proposer)
     assert drafts >= SAMPLES

@@ -15,8 +15,25 @@ CHARS = list(" abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,!
 """Character vocabulary of the test tokenizer (plus <unk>, <s>, </s>)."""
 
 
-def tiny_llama(vocab_size: int = 128, seed: int = 0, layers: int = 2, hidden: int = 64) -> Any:
-    """A seeded random Llama small enough to run thousands of steps in a second or two."""
+def tiny_device() -> str:
+    """Where tests put tiny models: ``SAGE_LLM_TEST_DEVICE`` (e.g. ``cuda``), default CPU."""
+    import os
+
+    return os.environ.get("SAGE_LLM_TEST_DEVICE", "cpu")
+
+
+def tiny_llama(
+    vocab_size: int = 128,
+    seed: int = 0,
+    layers: int = 2,
+    hidden: int = 64,
+    device: str | None = None,
+) -> Any:
+    """A seeded random Llama small enough to run thousands of steps in a second or two.
+
+    Weights are drawn on the CPU (the same model on every device), then moved to ``device``
+    (default :func:`tiny_device`), in float32 so that greedy comparisons are exact.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -34,7 +51,7 @@ def tiny_llama(vocab_size: int = 128, seed: int = 0, layers: int = 2, hidden: in
         pad_token_id=None,
         initializer_range=0.2,  # peaked logits: far from argmax ties between batch shapes
     )
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config).eval().to(device or tiny_device())
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = None
     return model
@@ -65,7 +82,7 @@ def save_tiny_model(
     directory: Path, vocab_size: int, seed: int, with_tokenizer: bool = True
 ) -> Path:
     """Save a tiny model (and the character tokenizer) as a normal model directory."""
-    model = tiny_llama(vocab_size, seed=seed)
+    model = tiny_llama(vocab_size, seed=seed, device="cpu")
     if with_tokenizer:
         tokenizer = char_tokenizer()
         model.config.eos_token_id = tokenizer.eos_token_id
@@ -89,6 +106,9 @@ def reference_greedy(model: Any, prompt: list[int], max_new: int) -> list[int]:
     import torch
 
     out = model.generate(
-        torch.tensor([prompt]), max_new_tokens=max_new, do_sample=False, min_new_tokens=0
+        torch.tensor([prompt], device=model.device),
+        max_new_tokens=max_new,
+        do_sample=False,
+        min_new_tokens=0,
     )
     return list(out[0, len(prompt) :].tolist())

@@ -290,8 +290,8 @@ class TransformersEngine:
             ).logits[0]
             tokens = _choose(logits, sampling, generator)
             metrics.prefill_time_s = clock() - start
-            if proposer is not None:
-                cache.activate_past_recording()
+            if proposer is not None and hasattr(cache, "activate_past_recording"):
+                cache.activate_past_recording()  # sliding-window layers keep what crop needs
             while True:
                 # Commit this step's tokens, stopping at EOS, the token budget or a stop string.
                 for token in tokens:

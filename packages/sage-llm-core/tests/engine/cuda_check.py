@@ -22,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PACKAGES = HERE.parents[2]
@@ -62,9 +63,6 @@ def bench(max_new: int, reps: int) -> dict[str, object]:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from sage.llm.engines.transformers import TransformersEngine
-    from sage_llm_strategy_ngram.proposer import NgramProposer
-
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=49152,
@@ -84,69 +82,80 @@ def bench(max_new: int, reps: int) -> dict[str, object]:
     part = torch.randint(0, 49152, (200,), generator=g).tolist()
     prompt = part + part[:100]  # something for prompt lookup to find
     for dtype in (torch.float32, torch.bfloat16):
-        model = LlamaForCausalLM(config).to(DEVICE, dtype=dtype).eval()
-        model.generation_config.eos_token_id = None
-        model.generation_config.pad_token_id = 0
-        engine = TransformersEngine(model)
-        ids = torch.tensor([prompt], device=DEVICE)
-
-        def hf(**kw: object) -> tuple[float, list[int]]:
-            sync()
-            t = time.perf_counter()
-            out = model.generate(
-                ids,
-                attention_mask=torch.ones_like(ids),
-                max_new_tokens=max_new,
-                min_new_tokens=max_new,
-                do_sample=False,
-                **kw,
-            )
-            sync()
-            return time.perf_counter() - t, out[0, len(prompt) :].tolist()
-
-        def ours(proposer: object) -> tuple[float, list[int]]:
-            sync()
-            t = time.perf_counter()
-            r = engine.generate(prompt, proposer=proposer, max_tokens=max_new)  # type: ignore[arg-type]
-            sync()
-            return time.perf_counter() - t, r.token_ids
-
-        hf()
-        ours(None)
-        times: dict[str, list[float]] = {
-            "generate": [],
-            "plain": [],
-            "prompt_lookup": [],
-            "ngram": [],
-        }
-        outs: dict[str, list[int]] = {}
-        for _ in range(reps):
-            for name, fn in (
-                ("generate", lambda: hf()),
-                ("plain", lambda: ours(None)),
-                (
-                    "prompt_lookup",
-                    lambda: hf(prompt_lookup_num_tokens=5, max_matching_ngram_size=3),
-                ),
-                ("ngram", lambda: ours(NgramProposer(5, 3))),
-            ):
-                seconds, tokens = fn()
-                times[name].append(seconds)
-                outs[name] = tokens
-        med = {k: statistics.median(v) for k, v in times.items()}
         key = str(dtype).replace("torch.", "")
-        results[key] = {
-            "median_seconds": med,
-            "plain_vs_generate": med["generate"] / med["plain"],
-            "ngram_vs_prompt_lookup": med["prompt_lookup"] / med["ngram"],
-            "ngram_vs_plain": med["plain"] / med["ngram"],
-            "plain_equals_generate": outs["plain"] == outs["generate"],
-            "ngram_equals_plain": outs["ngram"] == outs["plain"],
-        }
+        results[key] = bench_dtype(LlamaForCausalLM(config), prompt, dtype, max_new, reps)
         print(key, json.dumps(results[key], indent=1), flush=True)
-        del model, engine
     results["device"] = torch.cuda.get_device_name() if DEVICE.startswith("cuda") else DEVICE
     return results
+
+
+def bench_dtype(
+    model: Any, prompt: list[int], dtype: Any, max_new: int, reps: int
+) -> dict[str, Any]:
+    """Median seconds of the four methods on one model in one dtype, interleaved."""
+    import torch
+
+    from sage.llm.engines.transformers import TransformersEngine
+    from sage_llm_strategy_ngram.proposer import NgramProposer
+
+    model = model.to(DEVICE, dtype=dtype).eval()
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = 0
+    engine = TransformersEngine(model)
+    ids = torch.tensor([prompt], device=DEVICE)
+
+    def hf(**kw: object) -> tuple[float, list[int]]:
+        sync()
+        t = time.perf_counter()
+        out = model.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new,
+            min_new_tokens=max_new,
+            do_sample=False,
+            **kw,
+        )
+        sync()
+        return time.perf_counter() - t, out[0, len(prompt) :].tolist()
+
+    def ours(proposer: object) -> tuple[float, list[int]]:
+        sync()
+        t = time.perf_counter()
+        r = engine.generate(prompt, proposer=proposer, max_tokens=max_new)  # type: ignore[arg-type]
+        sync()
+        return time.perf_counter() - t, r.token_ids
+
+    hf()
+    ours(None)
+    times: dict[str, list[float]] = {
+        "generate": [],
+        "plain": [],
+        "prompt_lookup": [],
+        "ngram": [],
+    }
+    outs: dict[str, list[int]] = {}
+    for _ in range(reps):
+        for name, fn in (
+            ("generate", lambda: hf()),
+            ("plain", lambda: ours(None)),
+            (
+                "prompt_lookup",
+                lambda: hf(prompt_lookup_num_tokens=5, max_matching_ngram_size=3),
+            ),
+            ("ngram", lambda: ours(NgramProposer(5, 3))),
+        ):
+            seconds, tokens = fn()
+            times[name].append(seconds)
+            outs[name] = tokens
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "median_seconds": med,
+        "plain_vs_generate": med["generate"] / med["plain"],
+        "ngram_vs_prompt_lookup": med["prompt_lookup"] / med["ngram"],
+        "ngram_vs_plain": med["plain"] / med["ngram"],
+        "plain_equals_generate": outs["plain"] == outs["generate"],
+        "ngram_equals_plain": outs["ngram"] == outs["plain"],
+    }
 
 
 def main() -> None:

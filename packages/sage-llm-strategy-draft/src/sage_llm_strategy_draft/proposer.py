@@ -161,12 +161,14 @@ def build_draft_proposer(
             "the draft strategy needs the target model in its ProposerContext to check the "
             "draft's vocabulary; build the proposer through an engine."
         )
-    if not allow_hub and not Path(draft_model_id).expanduser().exists():
-        if draft_model_id.count("/") == 1 and not draft_model_id.startswith((".", "/", "~")):
-            raise ModelLoadError(
-                f"draft model {draft_model_id!r} is a hub id and auto_download is off; pass a "
-                "local directory, a .gguf file or a model pack name."
-            )
+    looks_like_hub_id = draft_model_id.count("/") == 1 and not draft_model_id.startswith(
+        (".", "/", "~")
+    )
+    if not allow_hub and looks_like_hub_id and not Path(draft_model_id).expanduser().exists():
+        raise ModelLoadError(
+            f"draft model {draft_model_id!r} is a hub id and auto_download is off; pass a "
+            "local directory, a .gguf file or a model pack name."
+        )
     model, tokenizer = load_model(
         draft_model_id, device=context.device, dtype=context.dtype, require_tokenizer=False
     )

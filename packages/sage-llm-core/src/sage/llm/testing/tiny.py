@@ -51,7 +51,8 @@ def tiny_llama(
         pad_token_id=None,
         initializer_range=0.2,  # peaked logits: far from argmax ties between batch shapes
     )
-    model = LlamaForCausalLM(config).eval().to(device or tiny_device())
+    model: Any = LlamaForCausalLM(config)
+    model = model.eval().to(device or tiny_device())
     model.generation_config.eos_token_id = None
     model.generation_config.pad_token_id = None
     return model
@@ -68,7 +69,8 @@ def char_tokenizer() -> Any:
     backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
     backend.decoder = decoders.Fuse()
-    tokenizer = PreTrainedTokenizerFast(
+    make_tokenizer: Any = PreTrainedTokenizerFast  # untyped constructor
+    tokenizer = make_tokenizer(
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )
     tokenizer.chat_template = (

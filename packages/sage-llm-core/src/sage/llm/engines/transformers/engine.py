@@ -95,7 +95,8 @@ class TransformersEngine:
 
     @property
     def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+        device: torch.device = next(self.model.parameters()).device
+        return device
 
     @property
     def vocab_size(self) -> int:
@@ -290,8 +291,9 @@ class TransformersEngine:
             ).logits[0]
             tokens = _choose(logits, sampling, generator)
             metrics.prefill_time_s = clock() - start
-            if proposer is not None and hasattr(cache, "activate_past_recording"):
-                cache.activate_past_recording()  # sliding-window layers keep what crop needs
+            record_past = getattr(cache, "activate_past_recording", None)
+            if proposer is not None and record_past is not None:
+                record_past()  # sliding-window layers keep what a crop needs
             while True:
                 # Commit this step's tokens, stopping at EOS, the token budget or a stop string.
                 for token in tokens:

@@ -23,13 +23,7 @@ def brute_force(context: Sequence[int], k: int, max_n: int, min_n: int) -> list[
         suffix = list(context[length - n :])
         for start in range(length - n - 1, -1, -1):  # most recent earlier occurrence first
             if list(context[start : start + n]) == suffix:
-                ext = list(context)
-                begin = start + n
-                out: list[int] = []
-                while len(out) < k:
-                    ext.append(ext[begin + len(out)])
-                    out.append(ext[-1])
-                return out
+                return list(context[start + n : start + n + k])
     return []
 
 
@@ -61,7 +55,8 @@ def test_respects_max_tokens_and_short_prompts() -> None:
     assert proposer.propose([1], 5).token_ids == []
     assert proposer.propose([1, 2], 5).token_ids == []
     assert proposer.propose([1, 2, 1, 2], 0).token_ids == []
-    assert proposer.propose([1, 2, 1, 2, 1, 2], 3).token_ids == [1, 2, 1]
+    assert proposer.propose([1, 2, 1, 2, 1, 2], 3).token_ids == [1, 2]  # up to the end
+    assert proposer.propose([1, 2, 1, 2, 1, 2, 3, 1, 2], 3).token_ids == [3, 1, 2]
 
 
 class CountingList(list):  # type: ignore[type-arg]

@@ -6,9 +6,11 @@ the tokens that followed the most recent earlier occurrence. The index is extend
 n-grams that end in newly committed tokens only, so a step costs O(new tokens x n), not a rescan
 of the whole context.
 
-When the continuation runs into the end of the context, copying goes on through the tokens just
-proposed (as LZ77 copies an overlapping match): a repeating pattern with a short period still
-yields a full-length proposal.
+Why the most recent occurrence (transformers takes the first): replaying the greedy outputs of
+SmolLM2-135M on 21 Spec-Bench prompts through both rules, the most recent one needed 6-7% fewer
+target steps on rag and coding prompts and 1-3% more on translation and qa. Continuing a copy
+through the proposal itself when the match reaches the end (LZ77-style) never saved a step there
+and only fed the target more rejected tokens, so proposals stop at the end of the context.
 """
 
 from __future__ import annotations
@@ -66,11 +68,7 @@ class NgramProposer:
             if found is None:
                 continue
             begin = found + n
-            tokens = list(context_ids[begin : begin + k])
-            while len(tokens) < k:  # the match reaches the end: copy on through the proposal
-                offset = begin + len(tokens) - length
-                tokens.append(tokens[offset])
-            return Proposal(tokens)
+            return Proposal(list(context_ids[begin : begin + k]))
         return Proposal([])
 
     def on_verified(self, num_proposed: int, num_accepted: int) -> None:

@@ -46,7 +46,14 @@ class StrategySpec:
     @hookspec(firstresult=True)
     def make_proposer(self, context: Any) -> Any:
         """Return a :class:`~sage.llm.proposer.Proposer` for engines that run the draft/verify
-        loop themselves, or ``None`` when the strategy only configures vLLM."""
+        loop themselves, or ``None`` when the strategy only configures vLLM.
+
+        ``context`` is a :class:`~sage.llm.proposer.ProposerContext` (target model, tokenizer,
+        vocabulary size, device, dtype, sampling settings). The engine calls it once per
+        strategy and sampling setting and reuses the proposer across requests, calling
+        ``start`` for each. A proposer that samples should also accept ``reseed(seed)`` so a
+        seeded run is reproducible. Check it with
+        :class:`sage.llm.testing.ProposerConformanceTests`."""
 
     @hookspec(firstresult=True)
     def vllm_proposer_class(self) -> Any:

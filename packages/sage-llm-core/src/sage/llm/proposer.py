@@ -53,6 +53,13 @@ class Proposer(Protocol):
         ...
 
 
+# Optional, not part of the Protocol (so proposers written without it stay valid): a proposer
+# that draws its tokens at random may define ``reseed(seed: int) -> None``; the reference engine
+# calls it at the start of a seeded request so that the run is reproducible. Its draws must stay
+# independent of the verifier's, or speculative sampling would no longer keep the target's
+# distribution (see docs/engine.md).
+
+
 @dataclass(frozen=True)
 class ProposerContext:
     """What the engine tells a strategy when it asks for a proposer."""

@@ -48,6 +48,9 @@ class ProposerConformanceTests:
     @pytest.fixture(scope="class")
     @classmethod
     def tiny_target(cls) -> Any:
+        from sage.llm.engines.transformers.loading import set_cpu_environment
+
+        set_cpu_environment()  # OMP_WAIT_POLICY=PASSIVE, before torch starts
         pytest.importorskip("torch")
         pytest.importorskip("transformers")
         from sage.llm.testing.tiny import tiny_llama

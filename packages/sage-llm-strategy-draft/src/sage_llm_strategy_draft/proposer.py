@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from sage.llm.engines.transformers.compat import cache_argument
 from sage.llm.engines.transformers.errors import ModelLoadError, VocabularyMismatchError
 from sage.llm.engines.transformers.sampling import SamplingParams, probabilities
 from sage.llm.proposer import Proposal, ProposerContext
@@ -76,6 +77,7 @@ class DraftModelProposer:
         self.sampling = sampling or SamplingParams()
         self.eos_token_ids = frozenset(eos_token_ids)
         self.device = next(model.parameters()).device
+        self._cache_kw = cache_argument(model)
         self.generator = torch.Generator(device=self.device)
         self.generator.seed()
         self._cache: Any = None
@@ -124,7 +126,7 @@ class DraftModelProposer:
             for i in range(k):
                 logits = self.model(
                     input_ids=torch.tensor([feed], device=self.device),
-                    past_key_values=self._cache,
+                    **{self._cache_kw: self._cache},
                     use_cache=True,
                     logits_to_keep=1,
                 ).logits[0, -1]

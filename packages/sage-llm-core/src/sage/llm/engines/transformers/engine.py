@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sage.llm.engines.transformers.compat import cache_argument
 from sage.llm.engines.transformers.errors import InvalidSamplingParamsError
 from sage.llm.engines.transformers.sampling import SamplingParams, probabilities, sample
 from sage.llm.engines.transformers.verify import verify
@@ -264,6 +265,7 @@ class TransformersEngine:
         model = self.model
         device = self.device
         eos = self.eos_token_ids
+        cache_kw = cache_argument(model)
         generator = None
         if not sampling.greedy:
             generator = torch.Generator(device=device)
@@ -285,7 +287,7 @@ class TransformersEngine:
             cache = DynamicCache(config=model.config)
             logits = model(
                 input_ids=torch.tensor([prompt_ids], device=device),
-                past_key_values=cache,
+                **{cache_kw: cache},
                 use_cache=True,
                 logits_to_keep=1,
             ).logits[0]
@@ -318,7 +320,7 @@ class TransformersEngine:
                 t1 = clock()
                 logits = model(
                     input_ids=torch.tensor([[context[-1], *draft]], device=device),
-                    past_key_values=cache,
+                    **{cache_kw: cache},
                     use_cache=True,
                     logits_to_keep=len(draft) + 1,
                 ).logits[0]

@@ -51,20 +51,32 @@ def tests(session: nox.Session, package: str) -> None:
         "example": EXAMPLE_PLUGIN,
     }[package]
     session.install("-e", f"{CORE}[testing]")
+    if package == "dynamic":  # its declared dependency, not on PyPI: install it from here
+        session.install("-e", STRATEGIES[0])
     if path != CORE:
         session.install("-e", path)
     session.run("pytest", f"{path}/tests", *session.posargs)
 
 
+def install_engine(session: nox.Session, *extra: str) -> None:
+    """The reference engine's stack: CPU torch (pinned: other versions pull CUDA wheels)."""
+    session.install("torch==2.13.0")
+    session.install("-e", f"{CORE}[transformers,testing]", *[f"-e{p}" for p in STRATEGIES], *extra)
+
+
 @nox.session
 def engine(session: nox.Session) -> None:
-    """The reference engine on tiny random models (CPU torch): losslessness, sampling, CLI,
-    and every strategy's proposer."""
-    session.install("torch==2.13.0")  # pinned: the CPU build; other versions pull CUDA wheels
-    session.install("-e", f"{CORE}[transformers,testing]", *[f"-e{p}" for p in STRATEGIES])
+    """The reference engine: losslessness on tiny random models, sampling, CLI, every strategy's
+    proposer, model packs and bench; then the slow tests on the real default model pack, which
+    this session pulls (`nox -s engine -- -m "not slow"` skips them)."""
+    install_engine(session, f"{CORE}[bench]")
+    if "not slow" not in " ".join(session.posargs):
+        session.run("sage-llm", "models", "pull")
     session.run(
         "pytest",
         f"{CORE}/tests/engine",
+        f"{CORE}/tests/models",
+        f"{CORE}/tests/bench",
         *[f"{p}/tests" for p in STRATEGIES],
         "-p",
         "no:cacheprovider",
@@ -152,13 +164,10 @@ def demo(session: nox.Session) -> None:
 
 
 # The reference engine's stack, pinned (torch 2.13.0: the CPU wheel CI uses).
-ENGINE_STACK = ["torch==2.13.0", "transformers==5.23.0", "gguf", "safetensors", "accelerate"]
-
-
 @nox.session
 def generate(session: nox.Session) -> None:
     """The main job: pull the default model pack, generate with ngram, report the speedup."""
-    session.install(*ENGINE_STACK, "-e", CORE, *[f"-e{p}" for p in STRATEGIES])
+    install_engine(session)
     session.run("sage-llm", "models", "pull")
     prompt = (ROOT / "scripts" / "prompts" / "code_edit.txt").read_text()
     # ngram, then plain decoding of as many tokens for the speedup (printed at the end)
@@ -169,6 +178,6 @@ def generate(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Spec-Bench benchmark: engine vs transformers (`nox -s bench -- ARGS` for sage-llm bench)."""
-    session.install(*ENGINE_STACK, "matplotlib", "-e", CORE, *[f"-e{p}" for p in STRATEGIES])
+    install_engine(session, f"{CORE}[bench]")
     session.run("sage-llm", "models", "pull")
     session.run("sage-llm", "bench", *(session.posargs or ["--limit", "2"]))

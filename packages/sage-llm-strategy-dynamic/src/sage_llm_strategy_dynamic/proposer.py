@@ -24,16 +24,11 @@ def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext)
         except ImportError as exc:
             raise ImportError(
                 "dynamic-lookahead with draft_model_id runs the draft-model proposer of "
-                "sage-llm-strategy-draft: pip install sage-llm-strategy-draft"
+                "sage-llm-strategy-draft: pip install 'sage-llm-strategy-dynamic[draft]'"
             ) from exc
         return build_draft_proposer(strategy.draft_model_id, strategy.max_tokens, context)
-    try:
-        from sage_llm_strategy_ngram.proposer import NgramProposer
-    except ImportError as exc:
-        raise ImportError(
-            "dynamic-lookahead without a draft model proposes by n-gram lookup, which lives in "
-            "sage-llm-strategy-ngram: pip install sage-llm-strategy-ngram"
-        ) from exc
+    from sage_llm_strategy_ngram.proposer import NgramProposer  # a declared dependency
+
     return NgramProposer(
         num_speculative_tokens=strategy.max_tokens,
         max_n=strategy.prompt_lookup_max,

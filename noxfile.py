@@ -58,10 +58,10 @@ def tests(session: nox.Session, package: str) -> None:
     session.run("pytest", f"{path}/tests", *session.posargs)
 
 
-def install_engine(session: nox.Session, *extra: str) -> None:
+def install_engine(session: nox.Session, extras: str = "transformers,testing") -> None:
     """The reference engine's stack: CPU torch (pinned: other versions pull CUDA wheels)."""
     session.install("torch==2.13.0")
-    session.install("-e", f"{CORE}[transformers,testing]", *[f"-e{p}" for p in STRATEGIES], *extra)
+    session.install("-e", f"{CORE}[{extras}]", *[f"-e{p}" for p in STRATEGIES])
 
 
 @nox.session
@@ -69,7 +69,7 @@ def engine(session: nox.Session) -> None:
     """The reference engine: losslessness on tiny random models, sampling, CLI, every strategy's
     proposer, model packs and bench; then the slow tests on the real default model pack, which
     this session pulls (`nox -s engine -- -m "not slow"` skips them)."""
-    install_engine(session, f"{CORE}[bench]")
+    install_engine(session, "bench,testing")
     if "not slow" not in " ".join(session.posargs):
         session.run("sage-llm", "models", "pull")
     session.run(
@@ -178,6 +178,6 @@ def generate(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Spec-Bench benchmark: engine vs transformers (`nox -s bench -- ARGS` for sage-llm bench)."""
-    install_engine(session, f"{CORE}[bench]")
+    install_engine(session, "bench,testing")
     session.run("sage-llm", "models", "pull")
     session.run("sage-llm", "bench", *(session.posargs or ["--limit", "2"]))

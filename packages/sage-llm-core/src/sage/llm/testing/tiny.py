@@ -99,7 +99,7 @@ def repetitive_prompt(length: int = 24, seed: int = 0, vocab_size: int = 128) ->
     import torch
 
     g = torch.Generator().manual_seed(seed)
-    part = torch.randint(3, vocab_size, (length,), generator=g).tolist()
+    part: list[int] = torch.randint(3, vocab_size, (length,), generator=g).tolist()
     return part + part[: length // 2]
 
 

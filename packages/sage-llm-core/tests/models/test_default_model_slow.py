@@ -33,6 +33,8 @@ def test_default_model_ngram_is_lossless_and_accepts_copied_tokens() -> None:
             f"default model pack {pack.name!r} is not in the cache; run "
             f"`sage-llm models pull {pack.name}` (or set SAGE_LLM_CACHE_DIR) to run this test"
         )
+    pytest.importorskip("torch", reason="the reference engine needs sage-llm-core[transformers]")
+    pytest.importorskip("transformers", reason="the reference engine needs transformers")
     engine_module = pytest.importorskip(
         "sage.llm.engines.transformers.engine", reason="the reference engine is not available"
     )

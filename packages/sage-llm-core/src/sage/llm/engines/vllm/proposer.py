@@ -132,6 +132,18 @@ def check_proposer_class(cls: Any, path: str) -> None:
         ) from None
 
 
+def check_custom_class_model(section: Any, strategy: str) -> None:
+    """``method: custom_class`` names its proposer in ``model``; that class must import."""
+    model = section.get("model")
+    if not isinstance(model, str) or not model:
+        raise EngineConfigError(
+            f"{strategy}: method 'custom_class' needs speculative_config['model'] = "
+            "'package.module.ClassName' of the proposer, or a vllm_proposer_class() hook on "
+            "the strategy."
+        )
+    load_class(model)
+
+
 def load_class(path: str) -> type:
     """Import ``"module.ClassName"`` the way vLLM will, with errors that say what failed."""
     module_name, _, class_name = path.rpartition(".")
@@ -181,14 +193,7 @@ def wire_proposer_class(strategy: Any, engine_args: dict[str, Any]) -> None:
     name = getattr(strategy, "strategy_name", lambda: type(strategy).__name__)()
     if path is None:
         if method == CUSTOM_CLASS:
-            model = section.get("model")
-            if not isinstance(model, str) or not model:
-                raise EngineConfigError(
-                    f"{name}: speculative_config method 'custom_class' needs 'model' set to "
-                    "the proposer's dotted path, or a vllm_proposer_class() hook on the "
-                    "strategy."
-                )
-            load_class(model)
+            check_custom_class_model(section, name)
         return
     if method != CUSTOM_CLASS:
         raise EngineConfigError(

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from sage.llm.engines.vllm.models import resolve_model
-from sage.llm.engines.vllm.proposer import CUSTOM_CLASS, load_class
+from sage.llm.engines.vllm.proposer import CUSTOM_CLASS, check_custom_class_model
 from sage.llm.errors import EngineConfigError
 
 SCHEDULE_KEY = "num_speculative_tokens_per_batch_size"
@@ -52,13 +52,7 @@ def precheck_engine_args(
     if method == "draft_model":
         _check_draft(engine_args, section, strategy, auto_download)
     if method == CUSTOM_CLASS:
-        model = section.get("model")
-        if not isinstance(model, str) or not model:
-            raise EngineConfigError(
-                f"{strategy}: method 'custom_class' needs speculative_config['model'] = "
-                "'package.module.ClassName' of the proposer."
-            )
-        load_class(model)
+        check_custom_class_model(section, strategy)
 
 
 def check_schedule(table: Any, num_speculative_tokens: int, strategy: str) -> None:

@@ -50,7 +50,7 @@ def test_apply_writes_exactly_the_static_config() -> None:
             "method": "ngram",
             "num_speculative_tokens": 10,
             "prompt_lookup_max": 4,
-            "prompt_lookup_min": 1,
+            "prompt_lookup_min": 2,
             "num_speculative_tokens_per_batch_size": [[1, 4, 10], [5, 16, 5], [17, 64, 3]],
         }
     }

@@ -37,7 +37,18 @@ def test_apply_writes_exactly_the_ngram_config() -> None:
 
 def test_seed_constructor_and_defaults() -> None:
     strategy = NgramStrategy(n=5, num_speculative_tokens=5)
-    assert (strategy.n, strategy.num_speculative_tokens, strategy.prompt_lookup_min) == (5, 5, 1)
+    assert (strategy.n, strategy.num_speculative_tokens, strategy.prompt_lookup_min) == (5, 5, None)
+    assert strategy.min_n == 2
+
+
+@pytest.mark.parametrize(
+    ("params", "min_n"), [({}, 2), ({"n": 1}, 1), ({"prompt_lookup_min": 1}, 1)]
+)
+def test_shortest_ngram_defaults_to_two_but_never_above_n(params: dict, min_n: int) -> None:
+    strategy = NgramStrategy(**params)
+    config: dict = {}
+    strategy.apply(config)
+    assert strategy.min_n == config["speculative_config"]["prompt_lookup_min"] == min_n
 
 
 def test_string_form_parses_types() -> None:

@@ -1,4 +1,8 @@
-"""Greedy speculative decoding must equal plain greedy decoding token for token."""
+"""Greedy speculative decoding must equal plain greedy decoding token for token.
+
+Every test that takes ``model`` runs twice: on PyTorch's default row-major weights and on the
+column-major layout the engine's loader uses on the CPU (``engines/transformers/layout.py``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import torch
 
 from sage.llm import get_strategy
 from sage.llm.engines.transformers import TransformersEngine
+from sage.llm.engines.transformers.layout import use_column_major_weights
 from sage.llm.proposer import Proposal
 from sage.llm.testing.tiny import reference_greedy, repetitive_prompt, tiny_llama
 from sage_llm_strategy_draft.proposer import DraftModelProposer
@@ -19,20 +24,29 @@ from sage_llm_strategy_ngram.proposer import NgramProposer
 MAX_NEW = 48
 
 
-@pytest.fixture(scope="module")
-def near_draft(target: Any) -> Any:
-    """The target with noise on its weights: agrees often but not always (real rejections)."""
+@pytest.fixture(scope="module", params=["row", "column"])
+def model(request: pytest.FixtureRequest, target: Any) -> Any:
+    if request.param == "row":
+        return target
     model = copy.deepcopy(target)
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.05)
+    assert use_column_major_weights(model) > 0
     return model
 
 
 @pytest.fixture(scope="module")
-def engine(target: Any) -> TransformersEngine:
-    return TransformersEngine(target)
+def near_draft(model: Any) -> Any:
+    """The target with noise on its weights: agrees often but not always (real rejections)."""
+    noisy = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.05)
+    return noisy
+
+
+@pytest.fixture(scope="module")
+def engine(model: Any) -> TransformersEngine:
+    return TransformersEngine(model)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +55,8 @@ def prompts() -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
-def references(target: Any, prompts: list[list[int]]) -> list[list[int]]:
-    return [reference_greedy(target, p, MAX_NEW) for p in prompts]
+def references(model: Any, prompts: list[list[int]]) -> list[list[int]]:
+    return [reference_greedy(model, p, MAX_NEW) for p in prompts]
 
 
 def test_plain_decoding_equals_model_generate(
@@ -99,7 +113,11 @@ def test_unrelated_draft_is_lossless(
 
 
 @pytest.mark.parametrize(
-    "spec", ["ngram:n=3,num_speculative_tokens=4", "dynamic-lookahead:min_tokens=1,max_tokens=6"]
+    "spec",
+    [
+        "ngram:n=3,num_speculative_tokens=4,prompt_lookup_min=1",
+        "dynamic-lookahead:min_tokens=1,max_tokens=6,prompt_lookup_min=1",
+    ],
 )
 def test_strategies_by_name_are_lossless(
     engine: TransformersEngine, prompts: list[list[int]], references: list[list[int]], spec: str
@@ -123,9 +141,9 @@ def engine_sampling() -> Any:
     return SamplingParams()
 
 
-def test_prompt_shorter_than_the_ngram(engine: TransformersEngine, target: Any) -> None:
+def test_prompt_shorter_than_the_ngram(engine: TransformersEngine, model: Any) -> None:
     for prompt in ([5], [5, 9], [5, 9, 5]):
-        ref = reference_greedy(target, prompt, 24)
+        ref = reference_greedy(model, prompt, 24)
         result = engine.generate(prompt, proposer=NgramProposer(4, 5, 2), max_tokens=24)
         assert result.token_ids == ref
 

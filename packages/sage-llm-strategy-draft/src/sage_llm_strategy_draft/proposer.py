@@ -16,12 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from sage.llm.engines.transformers.compat import cache_argument
 from sage.llm.engines.transformers.errors import ModelLoadError, VocabularyMismatchError
 from sage.llm.engines.transformers.sampling import SamplingParams, probabilities
 from sage.llm.proposer import Proposal, ProposerContext
+
+DRAFT_WEIGHT_LAYOUT: Final = "row"
+"""See :mod:`sage.llm.engines.transformers.layout`: that layout pays off for multi-token passes."""
 
 
 def output_vocab_size(model: Any) -> int:
@@ -171,8 +174,14 @@ def build_draft_proposer(
             f"draft model {draft_model_id!r} is a hub id and auto_download is off; pass a "
             "local directory, a .gguf file or a model pack name."
         )
+    # Row-major weights (PyTorch's default) for the draft: it runs 1- and 2-token passes, where
+    # the column-major layout that speeds up the target's verify pass is no faster or slower.
     model, tokenizer = load_model(
-        draft_model_id, device=context.device, dtype=context.dtype, require_tokenizer=False
+        draft_model_id,
+        device=context.device,
+        dtype=context.dtype,
+        require_tokenizer=False,
+        weight_layout=DRAFT_WEIGHT_LAYOUT,
     )
     target_name = getattr(target.config, "_name_or_path", "") or "target"
     check_same_vocabulary(

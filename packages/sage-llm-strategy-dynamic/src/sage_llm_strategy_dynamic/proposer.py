@@ -32,5 +32,5 @@ def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext)
     return NgramProposer(
         num_speculative_tokens=strategy.max_tokens,
         max_n=strategy.prompt_lookup_max,
-        min_n=strategy.prompt_lookup_min,
+        min_n=strategy.lookup_min,
     )

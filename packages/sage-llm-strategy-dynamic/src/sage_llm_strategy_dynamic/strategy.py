@@ -36,7 +36,19 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         None, doc="Draft model to propose with; unset uses n-gram prompt lookup."
     )
     prompt_lookup_max: int = param(4, doc="Longest n-gram matched (n-gram mode).", ge=1, le=64)
-    prompt_lookup_min: int = param(1, doc="Shortest n-gram matched (n-gram mode).", ge=1, le=64)
+    prompt_lookup_min: int | None = param(
+        None,
+        doc="Shortest n-gram matched (n-gram mode; default: min(2, prompt_lookup_max)).",
+        ge=1,
+        le=64,
+    )
+
+    @property
+    def lookup_min(self) -> int:
+        """``prompt_lookup_min``, or min(2, prompt_lookup_max) as the ngram strategy does."""
+        if self.prompt_lookup_min is not None:
+            return self.prompt_lookup_min
+        return min(2, self.prompt_lookup_max)
 
     def validate(self) -> None:
         if self.min_tokens > self.max_tokens:
@@ -45,7 +57,7 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
                 f"min_tokens ({self.min_tokens}) must be <= max_tokens ({self.max_tokens}).",
                 "min_tokens",
             )
-        if self.prompt_lookup_min > self.prompt_lookup_max:
+        if self.prompt_lookup_min is not None and self.prompt_lookup_min > self.prompt_lookup_max:
             raise InvalidParameterError(
                 self.name,
                 f"prompt_lookup_min ({self.prompt_lookup_min}) must be <= prompt_lookup_max "
@@ -78,7 +90,7 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
             config.update(
                 method="ngram",
                 prompt_lookup_max=self.prompt_lookup_max,
-                prompt_lookup_min=self.prompt_lookup_min,
+                prompt_lookup_min=self.lookup_min,
             )
         else:
             require_vllm_at_least("0.14.0", feature="draft-model speculation")

@@ -14,6 +14,9 @@ from sage.llm import InvalidParameterError, SpeculativeStrategy, param
 if TYPE_CHECKING:
     from sage.llm.proposer import Proposer, ProposerContext
 
+DEFAULT_LOOKUP_MIN = 2
+"""Shortest n-gram matched unless ``prompt_lookup_min`` says otherwise (see ``min_n``)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class NgramStrategy(SpeculativeStrategy):
@@ -23,12 +26,30 @@ class NgramStrategy(SpeculativeStrategy):
 
     n: int = param(5, doc="Longest n-gram to match (vLLM prompt_lookup_max).", ge=1, le=64)
     num_speculative_tokens: int = param(5, doc="Tokens proposed per step (k).", ge=1, le=64)
-    prompt_lookup_min: int = param(
-        1, doc="Shortest n-gram to fall back to when the longest does not match.", ge=1, le=64
+    prompt_lookup_min: int | None = param(
+        None,
+        doc="Shortest n-gram to fall back to when the longest does not match "
+        f"(default: min({DEFAULT_LOOKUP_MIN}, n)).",
+        ge=1,
+        le=64,
     )
 
+    @property
+    def min_n(self) -> int:
+        """The shortest n-gram matched: ``prompt_lookup_min``, or min(2, n) when unset.
+
+        Why not 1 (transformers' prompt lookup goes down to single tokens): on free text a
+        one-token match is mostly a coincidence, and every rejected proposal costs a wider
+        verify pass. On the 12 Spec-Bench prompts of docs/benchmarks.md with Qwen2.5-0.5B on a
+        CPU, stopping at 2-grams raised acceptance from 18% to 41% and ngram's speed from 1.13x
+        to 1.26x of plain decoding, better on every category.
+        """
+        if self.prompt_lookup_min is not None:
+            return self.prompt_lookup_min
+        return min(DEFAULT_LOOKUP_MIN, self.n)
+
     def validate(self) -> None:
-        if self.prompt_lookup_min > self.n:
+        if self.prompt_lookup_min is not None and self.prompt_lookup_min > self.n:
             raise InvalidParameterError(
                 self.name,
                 f"prompt_lookup_min ({self.prompt_lookup_min}) must be <= n ({self.n}).",
@@ -40,11 +61,11 @@ class NgramStrategy(SpeculativeStrategy):
             method="ngram",
             num_speculative_tokens=self.num_speculative_tokens,
             prompt_lookup_max=self.n,
-            prompt_lookup_min=self.prompt_lookup_min,
+            prompt_lookup_min=self.min_n,
         )
 
     def make_proposer(self, context: ProposerContext) -> Proposer:
         """Prompt lookup for the reference engine (no model needed, so ``context`` is unused)."""
         from sage_llm_strategy_ngram.proposer import NgramProposer
 
-        return NgramProposer(self.num_speculative_tokens, self.n, self.prompt_lookup_min)
+        return NgramProposer(self.num_speculative_tokens, self.n, self.min_n)

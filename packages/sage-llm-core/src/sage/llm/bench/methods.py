@@ -124,12 +124,18 @@ class Runner:
 
     def _draft(self, name: str) -> Any:
         if name not in self._drafts:
-            from transformers import AutoModelForCausalLM
+            from sage.llm.engines.transformers.loading import load_model
 
-            from sage.llm.models import resolve_model
-
-            model = AutoModelForCausalLM.from_pretrained(resolve_model(name), dtype="auto")
-            self._drafts[name] = model.to(self.engine.device).eval()
+            # Loaded as the draft strategy loads its draft (same dtype, PyTorch's default weight
+            # layout), so the peer differs from ours only in the decoding loop.
+            model, _ = load_model(
+                name,
+                device=str(self.engine.device),
+                dtype=self.engine.model.dtype,
+                require_tokenizer=False,
+                weight_layout="row",
+            )
+            self._drafts[name] = model
         return self._drafts[name]
 
     def run(self, method: Method, prompt_ids: list[int], max_tokens: int) -> Output:

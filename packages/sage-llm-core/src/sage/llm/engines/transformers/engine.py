@@ -28,6 +28,7 @@ from sage.llm.proposer import Proposal, Proposer, ProposerContext
 if TYPE_CHECKING:
     import torch
 
+    from sage.llm.engines.transformers.layout import WeightLayout
     from sage.llm.strategy import SpeculativeStrategy
 
 TextCallback = Callable[[str], None]
@@ -79,8 +80,12 @@ class TransformersEngine:
         device: str | None = None,
         dtype: Any = None,
         trust_remote_code: bool = False,
+        weight_layout: WeightLayout = "auto",
     ) -> TransformersEngine:
-        """Load a local directory, a ``.gguf`` file, a model pack or a hub id."""
+        """Load a local directory, a ``.gguf`` file, a model pack or a hub id.
+
+        ``weight_layout`` is explained in :mod:`sage.llm.engines.transformers.layout`.
+        """
         from sage.llm.engines.transformers.loading import load_model
 
         model, tokenizer = load_model(
@@ -89,6 +94,7 @@ class TransformersEngine:
             device=device,
             dtype=dtype,
             trust_remote_code=trust_remote_code,
+            weight_layout=weight_layout,
         )
         return cls(model, tokenizer, name=str(name_or_path))
 

@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from sage.llm.engines.transformers.errors import ModelLoadError
+from sage.llm.engines.transformers.layout import (
+    WeightLayout,
+    use_column_major_weights,
+    wants_column_major,
+)
 
 
 def set_cpu_environment() -> None:
@@ -137,10 +142,14 @@ def load_model(
     dtype: Any = None,
     trust_remote_code: bool = False,
     require_tokenizer: bool = True,
+    weight_layout: WeightLayout = "auto",
 ) -> tuple[Any, Any]:
     """Load ``(model, tokenizer)`` ready for inference on ``device``.
 
     With ``require_tokenizer=False`` (a draft model) a missing tokenizer gives ``None``.
+    ``weight_layout="auto"`` stores fp32 CPU weights column-major, which makes multi-token
+    verify passes much cheaper (see :mod:`~sage.llm.engines.transformers.layout`); ``"row"``
+    keeps PyTorch's default.
     """
     set_cpu_environment()  # effective only if torch has not started yet
     import torch
@@ -171,6 +180,8 @@ def load_model(
         tokenizer, model = _from_hub(source.path, dtype, **kwargs)
     model.to(device)
     model.eval()
+    if wants_column_major(model, weight_layout):
+        use_column_major_weights(model)
     return model, tokenizer
 
 

@@ -73,3 +73,26 @@ def test_bench_on_a_tiny_model_matches_plain_greedy(tiny_model: Path, tmp_path: 
     )
     assert ngram_all["peer"] == "hf-prompt-lookup:k=3,n=2"
     assert ngram_all["acceptance_rate"] is not None
+
+
+def test_assisted_peer_drafts_the_same_k_as_ours(tiny_model: Path) -> None:
+    """transformers reads the assisted-generation knobs from the assistant's own config."""
+    pytest.importorskip("sage_llm_strategy_draft", reason="sage-llm-strategy-draft missing")
+    from sage.llm.bench.methods import Runner, peer_of, plan
+    from sage.llm.engines.transformers import TransformersEngine
+
+    spec = f"draft:draft_model_id={tiny_model},num_speculative_tokens=3"
+    methods = plan([spec])
+    ours = next(m for m in methods if m.name == spec)
+    peer = peer_of(ours, methods)
+    assert peer is not None
+    assert peer.name == "hf-assisted:k=3"
+    runner = Runner(TransformersEngine.from_pretrained(str(tiny_model)))
+    prompt = [2, 3, 4, 5, 2, 3, 4]
+    plain = runner.run(methods[0], prompt, 10).token_ids
+    assert runner.run(peer, prompt, 10).token_ids == plain
+    assert runner.run(ours, prompt, 10).token_ids == plain
+    assistant = runner._draft(str(tiny_model)).generation_config
+    assert assistant.num_assistant_tokens == 3
+    assert assistant.num_assistant_tokens_schedule == "constant"
+    assert assistant.assistant_confidence_threshold == 0.0

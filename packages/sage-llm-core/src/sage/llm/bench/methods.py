@@ -34,6 +34,11 @@ class Method:
     hf_kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     draft: str | None = None
     """Draft model for ``hf-assisted``."""
+    assistant_config: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """Set on the draft's own ``generation_config``: transformers reads the assisted-generation
+    knobs (``num_assistant_tokens``, its schedule, ``assistant_confidence_threshold``) from the
+    assistant model, not from the ``generate`` call. Left at its defaults it drafts up to 20
+    tokens and stops below 0.4 confidence, which is not "the same k"."""
 
     @property
     def ours(self) -> bool:
@@ -88,12 +93,12 @@ def _peer(family: str, strategy: Any) -> Method | None:
             f"hf-assisted:k={k}",
             "hf",
             family,
-            hf_kwargs={
+            draft=draft,
+            assistant_config={
                 "num_assistant_tokens": k,
                 "num_assistant_tokens_schedule": "constant",
                 "assistant_confidence_threshold": 0.0,
             },
-            draft=draft,
         )
     return None
 
@@ -167,7 +172,10 @@ class Runner:
         )
         extra: dict[str, Any] = {}
         if method.draft is not None:
-            extra["assistant_model"] = self._draft(method.draft)
+            assistant = self._draft(method.draft)
+            for key, value in method.assistant_config.items():
+                setattr(assistant.generation_config, key, value)
+            extra["assistant_model"] = assistant
         ids = torch.tensor([prompt_ids], device=self.engine.device)
         start = time.perf_counter()
         with torch.inference_mode():

@@ -14,15 +14,24 @@ set_cpu_environment()
 
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.engine import GenerationResult, TransformersEngine
+    from sage.llm.engines.transformers.layout import use_column_major_weights
+    from sage.llm.engines.transformers.loading import load_model
     from sage.llm.engines.transformers.sampling import SamplingParams
 
-__all__ = ["GenerationResult", "SamplingParams", "TransformersEngine", "load_model"]
+__all__ = [
+    "GenerationResult",
+    "SamplingParams",
+    "TransformersEngine",
+    "load_model",
+    "use_column_major_weights",
+]
 
 _EXPORTS = {
     "TransformersEngine": "sage.llm.engines.transformers.engine",
     "GenerationResult": "sage.llm.engines.transformers.engine",
     "SamplingParams": "sage.llm.engines.transformers.sampling",
     "load_model": "sage.llm.engines.transformers.loading",
+    "use_column_major_weights": "sage.llm.engines.transformers.layout",
 }
 
 

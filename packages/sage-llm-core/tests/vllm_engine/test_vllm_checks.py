@@ -387,7 +387,7 @@ def test_vllm_args_prints_serve_line() -> None:
         "method": "ngram",
         "num_speculative_tokens": 5,
         "prompt_lookup_max": 5,
-        "prompt_lookup_min": 1,
+        "prompt_lookup_min": 2,
     }
 
 

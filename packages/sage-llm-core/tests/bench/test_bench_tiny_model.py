@@ -58,7 +58,7 @@ def test_bench_on_a_tiny_model_matches_plain_greedy(tiny_model: Path, tmp_path: 
     args = [
         "bench", "--model", str(tiny_model), "--questions", str(questions), "--no-chat",
         "--limit", "2", "--max-tokens", "12", "--out", str(out),
-        "--strategy", "ngram:num_speculative_tokens=3,n=2",
+        "--strategy", "ngram:num_speculative_tokens=3,n=2", "--weight-layout", "row",
     ]  # fmt: skip
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
@@ -67,6 +67,7 @@ def test_bench_on_a_tiny_model_matches_plain_greedy(tiny_model: Path, tmp_path: 
         "plain", "hf-plain", "ngram:num_speculative_tokens=3,n=2", "hf-prompt-lookup:k=3,n=2",
     ]  # fmt: skip
     assert len(data["records"]) == 3 * 4
+    assert data["weight_layout"] == "row"
     assert all(r["matches_plain"] for r in data["records"])
     ngram_all = next(
         r for r in data["summary"] if r["category"] == "all" and r["method"].startswith("ngram")

@@ -16,7 +16,7 @@ from sage.llm.testing.fake_plugins import FakePlugins
 
 @pytest.fixture
 def fake_engine(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, engine: Any) -> Path:
-    monkeypatch.setattr(methods_module, "load_engine", lambda path, device=None: engine)
+    monkeypatch.setattr(methods_module, "load_engine", lambda path, *args, **kwargs: engine)
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")

@@ -37,6 +37,29 @@ def test_ngram_and_plain_agree_token_for_token(model_dir: Path) -> None:
     assert json.loads(plain)["speedup"] is None
 
 
+def test_weight_layout_option_reaches_the_loader(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sage.llm.engines.transformers import layout
+
+    calls: list[str] = []
+    real = layout.wants_column_major
+
+    def spy(model: object, weight_layout: layout.WeightLayout = "auto") -> bool:
+        calls.append(weight_layout)
+        return real(model, weight_layout)
+
+    monkeypatch.setattr("sage.llm.engines.transformers.loading.wants_column_major", spy)
+    common = [PROMPT, "--model", str(model_dir), "--max-tokens", "12", "--json"]
+    _, row, _ = run(*common, "--weight-layout", "row")
+    _, auto, _ = run(*common)
+    assert calls == ["row", "auto"]
+    assert json.loads(row)["token_ids"] == json.loads(auto)["token_ids"]
+    bad = CliRunner().invoke(cli, ["generate", *common, "--weight-layout", "diag"])
+    assert bad.exit_code == 2
+    assert "'diag' is not one of 'auto', 'column', 'row'" in bad.output
+
+
 def test_streams_text_then_prints_the_numbers(model_dir: Path) -> None:
     code, out, err = run(PROMPT, "--model", str(model_dir), "--max-tokens", "10", "--no-chat")
     assert code == 0

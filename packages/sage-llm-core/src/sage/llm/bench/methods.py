@@ -14,7 +14,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sage.llm.engines.transformers.layout import WeightLayout
 
 PLAIN = "plain"
 HF_PLAIN = "hf-plain"
@@ -113,11 +116,11 @@ def peer_of(method: Method, methods: Sequence[Method]) -> Method | None:
     return None
 
 
-def load_engine(path: Any, device: str | None = None) -> Any:
+def load_engine(path: Any, device: str | None = None, weight_layout: WeightLayout = "auto") -> Any:
     """The reference engine on ``path`` (a local model directory)."""
     from sage.llm.engines.transformers import TransformersEngine
 
-    return TransformersEngine.from_pretrained(str(path), device=device)
+    return TransformersEngine.from_pretrained(str(path), device=device, weight_layout=weight_layout)
 
 
 class Runner:

@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import click
 
 from sage.llm.bench.questions import CATEGORIES
+
+if TYPE_CHECKING:
+    from sage.llm.engines.transformers.layout import WeightLayout
 
 
 @click.command()
@@ -58,6 +62,14 @@ from sage.llm.bench.questions import CATEGORIES
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present).")
 @click.option(
+    "--weight-layout",
+    type=click.Choice(["auto", "column", "row"]),
+    default="auto",
+    show_default=True,
+    help="Target weights in memory: auto = column-major for fp32 on the CPU (cheaper verify "
+    "passes), row = PyTorch's default. transformers' peers run on the same model.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("bench-results"),
@@ -75,6 +87,7 @@ def bench(
     no_peers: bool,
     no_chat: bool,
     device: str | None,
+    weight_layout: str,
     out: Path,
 ) -> None:
     """Benchmark plain decoding, the given strategies and transformers' peers, per category.
@@ -100,7 +113,7 @@ def bench(
 
     with console.status(f"loading {model_name}"):
         start = time.perf_counter()
-        engine = load_engine(path, device)
+        engine = load_engine(path, device, cast("WeightLayout", weight_layout))
         load_s = time.perf_counter() - start
     console.print(
         f"{model_name} loaded in {load_s:.1f}s; {len(picked)} questions x {len(methods)} "
@@ -147,6 +160,7 @@ def bench(
             "limit": limit,
             "repeat": repeat,
             "chat": not no_chat,
+            "weight_layout": weight_layout,
             "methods": [m.name for m in methods],
             "machine": machine_info(),
             "summary": [r.to_json() for r in rows],

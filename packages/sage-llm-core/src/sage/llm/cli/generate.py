@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
+
+if TYPE_CHECKING:
+    from sage.llm.engines.transformers.layout import WeightLayout
 
 ENGINES = ("transformers", "vllm")
 
@@ -59,6 +62,14 @@ ENGINES = ("transformers", "vllm")
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if present).")
 @click.option(
+    "--weight-layout",
+    type=click.Choice(["auto", "column", "row"]),
+    default="auto",
+    show_default=True,
+    help="transformers engine: auto = column-major fp32 weights on the CPU (cheaper verify "
+    "passes), row = PyTorch's default layout.",
+)
+@click.option(
     "--baseline-tokens",
     type=click.IntRange(min=0),
     default=32,
@@ -80,6 +91,7 @@ def generate(
     stop: tuple[str, ...],
     chat: bool | None,
     device: str | None,
+    weight_layout: str,
     baseline_tokens: int,
     as_json: bool,
 ) -> None:
@@ -95,7 +107,9 @@ def generate(
         click.echo(f"Loading {target} ...", err=True)
     _quiet_transformers()
     try:
-        runner = TransformersEngine.from_pretrained(target, device=device)
+        runner = TransformersEngine.from_pretrained(
+            target, device=device, weight_layout=cast("WeightLayout", weight_layout)
+        )
         options: dict[str, Any] = dict(
             max_tokens=max_tokens,
             temperature=temperature,

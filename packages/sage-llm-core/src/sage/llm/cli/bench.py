@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 import click
 
 from sage.llm.bench.questions import CATEGORIES
+from sage.llm.cli.options import weight_layout_option
 
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.layout import WeightLayout
@@ -61,14 +62,7 @@ if TYPE_CHECKING:
     "--no-chat", is_flag=True, help="Feed prompts raw instead of through the chat template."
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present).")
-@click.option(
-    "--weight-layout",
-    type=click.Choice(["auto", "column", "row"]),
-    default="auto",
-    show_default=True,
-    help="Target weights in memory: auto = column-major for fp32 on the CPU (cheaper verify "
-    "passes), row = PyTorch's default. transformers' peers run on the same model.",
-)
+@weight_layout_option
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

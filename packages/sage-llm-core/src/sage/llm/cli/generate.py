@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from sage.llm.cli.options import weight_layout_option
+
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.layout import WeightLayout
 
@@ -61,14 +63,7 @@ ENGINES = ("transformers", "vllm")
     help="Wrap the prompt in the model's chat template (default: when it has one).",
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if present).")
-@click.option(
-    "--weight-layout",
-    type=click.Choice(["auto", "column", "row"]),
-    default="auto",
-    show_default=True,
-    help="transformers engine: auto = column-major fp32 weights on the CPU (cheaper verify "
-    "passes), row = PyTorch's default layout.",
-)
+@weight_layout_option
 @click.option(
     "--baseline-tokens",
     type=click.IntRange(min=0),

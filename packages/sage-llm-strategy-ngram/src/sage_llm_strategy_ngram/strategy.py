@@ -41,8 +41,8 @@ class NgramStrategy(SpeculativeStrategy):
         Why not 1 (transformers' prompt lookup goes down to single tokens): on free text a
         one-token match is mostly a coincidence, and every rejected proposal costs a wider
         verify pass. On the 12 Spec-Bench prompts of docs/benchmarks.md with Qwen2.5-0.5B on a
-        CPU, stopping at 2-grams raised acceptance from 18% to 41% and ngram's speed from 1.13x
-        to 1.26x of plain decoding, better on every category.
+        CPU, stopping at 2-grams raised acceptance from 18% to 41% and ngram's speed from 1.11x
+        to 1.24x of plain decoding, better on every category.
         """
         if self.prompt_lookup_min is not None:
             return self.prompt_lookup_min

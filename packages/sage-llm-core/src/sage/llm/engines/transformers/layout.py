@@ -4,27 +4,25 @@ A speculative step verifies ``1 + k`` tokens in one forward pass; that only pays
 pass costs about as much as a one-token pass. With PyTorch's default weight layout (row-major
 ``[out, in]``), ``F.linear`` on the CPU runs MKL's ``A @ B^T`` GEMM, whose cost for a handful of
 rows goes up in steps: on the 2-core Xeon (AVX-512, MKL 2024.2, torch 2.13) that CI runs on, a
-Qwen2.5-0.5B fp32 forward over a 400-token cache took 138 ms for 1 token, 154 ms for 3, but
-262 ms for 4 and 274 ms for 6 (the 545 MB output projection alone: 20 ms for 1-3 rows, 64 ms
-for 4-6). Holding the same numbers column-major (the transpose made contiguous, viewed back as
-``[out, in]``) turns that into a plain ``A @ B`` GEMM: 123 ms for 1 token, 195 ms for 6. So a
-verify pass of 6 tokens costs 1.6x a plain step instead of 2x, and plain decoding is ~10% faster
-too. (2-3 token passes get slower, 150 -> 180 ms; proposals that short are rare.)
+Qwen2.5-0.5B fp32 forward over a 400-token cache took 134 ms for 1 token, 149 ms for 3, but
+262 ms for 4 and 267 ms for 6. Holding the same numbers column-major (the transpose made
+contiguous, viewed back as ``[out, in]``) turns that into a plain ``A @ B`` GEMM: 130 ms for 1
+token, 201 ms for 6. So a verify pass of 6 tokens costs 1.55x a plain step instead of 2x.
+(2-3 token passes get slower, 144-149 -> 179-192 ms; proposals that short are rare.) Numbers
+from ``python benchmarks/cpu_layout.py``, tabled in docs/benchmarks.md.
 
 The values are the same; only the summation order inside a matmul can change, as it already does
 between batch shapes. Tied weights (the embedding and the output projection share one tensor)
 are changed once, in place, so no memory is added. CUDA and non-fp32 weights are left alone:
 cuBLAS and the bf16 kernels have no such step, and it was not measured there.
-
-``benchmarks/cpu_layout.py`` re-measures this on any machine.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 WeightLayout = Literal["auto", "column", "row"]
-LAYOUTS: tuple[str, ...] = ("auto", "column", "row")
+LAYOUTS: tuple[str, ...] = get_args(WeightLayout)
 
 
 def wants_column_major(model: Any, layout: WeightLayout = "auto") -> bool:

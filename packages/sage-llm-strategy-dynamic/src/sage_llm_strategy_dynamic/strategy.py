@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
 from sage.llm.engines.vllm.config import require_vllm_at_least
+from sage_llm_strategy_ngram.strategy import DEFAULT_LOOKUP_MIN  # a declared dependency
 
 if TYPE_CHECKING:
     from sage.llm.proposer import Proposer, ProposerContext
@@ -38,17 +39,18 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
     prompt_lookup_max: int = param(4, doc="Longest n-gram matched (n-gram mode).", ge=1, le=64)
     prompt_lookup_min: int | None = param(
         None,
-        doc="Shortest n-gram matched (n-gram mode; default: min(2, prompt_lookup_max)).",
+        doc="Shortest n-gram matched (n-gram mode; default: "
+        f"min({DEFAULT_LOOKUP_MIN}, prompt_lookup_max)).",
         ge=1,
         le=64,
     )
 
     @property
     def lookup_min(self) -> int:
-        """``prompt_lookup_min``, or min(2, prompt_lookup_max) as the ngram strategy does."""
+        """``prompt_lookup_min``, or the ngram strategy's default capped at prompt_lookup_max."""
         if self.prompt_lookup_min is not None:
             return self.prompt_lookup_min
-        return min(2, self.prompt_lookup_max)
+        return min(DEFAULT_LOOKUP_MIN, self.prompt_lookup_max)
 
     def validate(self) -> None:
         if self.min_tokens > self.max_tokens:

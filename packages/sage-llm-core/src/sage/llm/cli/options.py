@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+# The names of sage.llm.engines.transformers.layout.LAYOUTS, spelled out: importing that package
+# here would set torch's thread environment whenever any command is imported.
 weight_layout_option = click.option(
     "--weight-layout",
     type=click.Choice(["auto", "column", "row"]),

@@ -24,6 +24,7 @@ from sage.llm.errors import (
     StrategyError,
     StrategyLoadError,
     StrategyNotInstalledError,
+    StrategyPluginError,
     StrategySpecError,
     UnknownStrategyError,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "StrategyInfo",
     "StrategyLoadError",
     "StrategyNotInstalledError",
+    "StrategyPluginError",
     "StrategySpecError",
     "UnknownStrategyError",
     "VLLMService",

@@ -5,6 +5,12 @@ Nothing here imports a plugin. Discovery reads installed distributions' metadata
 installed, and a broken plugin cannot break discovery. Importing happens in
 :mod:`sage.llm.registry`, one entry point at a time.
 
+Names are claimed in this order, so that no installed package can take a name from another:
+a canonical name (the entry-point name) always wins over an alias, and an alias that equals any
+installed strategy's canonical name is ignored (and reported). ``SAGE_LLM_PLUGINS`` matches
+canonical names and distribution names, never aliases. A malformed entry-point value is that one
+plugin's load error, found without importing anything.
+
 Two groups are read:
 
 ``sage.llm.speculative``
@@ -17,6 +23,7 @@ Two groups are read:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import Distribution, EntryPoint, entry_points
@@ -26,9 +33,14 @@ ALIAS_GROUP = "sage.llm.speculative.aliases"
 CORE_DISTRIBUTION = "sage-llm-core"
 
 PLUGINS_ENV = "SAGE_LLM_PLUGINS"
-"""Comma-separated strategy or distribution names allowed to load; set but empty: none."""
+"""Comma-separated canonical strategy names or distribution names allowed to load; set but
+empty: none."""
 STRICT_ENV = "SAGE_LLM_STRICT_PLUGINS"
-"""``1``: a plugin that fails to load is an error everywhere, not a line in a listing."""
+"""``1``: a plugin that fails to load (or a broken entry point) is an error everywhere, not a
+line in a listing; see :func:`strict`."""
+
+_ENTRY_VALUE = re.compile(r"^(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?$")
+"""``module`` or ``module:attr`` (extras are not allowed for strategies); what ``load`` accepts."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +53,38 @@ class StrategyEntry:
     version: str | None
     entry_point: EntryPoint
     aliases: tuple[str, ...] = ()
+    ignored_aliases: tuple[str, ...] = ()
+    """Aliases this distribution declares that equal another strategy's canonical name."""
 
     @property
     def qualified_name(self) -> str:
         return f"{self.distribution}:{self.name}" if self.distribution else self.name
 
     @property
+    def module(self) -> str:
+        """The module the entry point names; empty when the value is malformed."""
+        match = _ENTRY_VALUE.match(self.target.strip())
+        return match.group("module") if match else ""
+
+    @property
     def class_name(self) -> str:
-        """The attribute the entry point names (``NgramStrategy``), known without importing."""
-        return self.entry_point.attr or ""
+        """The attribute the entry point names (``NgramStrategy``), known without importing.
+
+        Empty when the value is malformed: ``EntryPoint.attr`` would raise AttributeError there,
+        and one broken distribution must not break lookups of the others.
+        """
+        match = _ENTRY_VALUE.match(self.target.strip())
+        return (match.group("attr") or "") if match else ""
+
+    @property
+    def malformed(self) -> str | None:
+        """Why the entry-point value cannot be loaded, or None when it is well formed."""
+        if _ENTRY_VALUE.match(self.target.strip()):
+            return None
+        return (
+            f"its entry point value {self.target!r} is not 'module:Class'; fix the "
+            f"[project.entry-points.\"{GROUP}\"] table of {self.distribution or 'its project'}."
+        )
 
     def core_requirement(self) -> str | None:
         """The ``sage-llm-core`` version specifier the distribution declares, if any."""
@@ -75,7 +110,12 @@ def _distribution(ep: EntryPoint) -> Distribution | None:
 
 
 def _normalize(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def normalize(name: str) -> str:
+    """The form names are compared in: case, ``_`` and ``.`` do not matter (as for PEP 503)."""
+    return _normalize(name)
 
 
 def _dist_info(ep: EntryPoint) -> tuple[str | None, str | None]:
@@ -87,13 +127,16 @@ def _dist_info(ep: EntryPoint) -> tuple[str | None, str | None]:
 
 @lru_cache(maxsize=1)
 def _all_entries() -> tuple[StrategyEntry, ...]:
+    points = list(entry_points(group=GROUP))
+    canonical = {_normalize(ep.name) for ep in points}
     alias_map: dict[tuple[str | None, str], list[str]] = {}
     for ep in entry_points(group=ALIAS_GROUP):
         dist, _ = _dist_info(ep)
-        alias_map.setdefault((dist, ep.value.strip()), []).append(ep.name)
+        alias_map.setdefault((dist, _normalize(ep.value)), []).append(ep.name.strip())
     entries = []
-    for ep in entry_points(group=GROUP):
+    for ep in points:
         dist, version = _dist_info(ep)
+        declared = sorted(set(alias_map.get((dist, _normalize(ep.name)), ())))
         entries.append(
             StrategyEntry(
                 name=ep.name,
@@ -101,7 +144,8 @@ def _all_entries() -> tuple[StrategyEntry, ...]:
                 distribution=dist,
                 version=version,
                 entry_point=ep,
-                aliases=tuple(sorted(alias_map.get((dist, ep.name), ()))),
+                aliases=tuple(a for a in declared if _normalize(a) not in canonical),
+                ignored_aliases=tuple(a for a in declared if _normalize(a) in canonical),
             )
         )
     entries.sort(key=lambda e: (e.name, e.distribution or ""))
@@ -122,16 +166,46 @@ def allowed_names() -> set[str] | None:
 
 
 def is_allowed(entry: StrategyEntry, allowed: set[str] | None) -> bool:
+    """Whether ``SAGE_LLM_PLUGINS`` names the entry's canonical name or its distribution.
+
+    Aliases do not count: a distribution that declares someone else's name as its alias must not
+    be let in by that name.
+    """
     if allowed is None:
         return True
-    names = {entry.name, *entry.aliases}
+    names = {entry.name}
     if entry.distribution:
         names.add(entry.distribution)
     return any(_normalize(n) in allowed for n in names)
 
 
 def strict() -> bool:
+    """``SAGE_LLM_STRICT_PLUGINS`` is on: every plugin problem the core finds is an error.
+
+    It applies wherever plugins are listed or resolved: :func:`sage.llm.list_strategies` (and
+    ``sage-llm strategies list``) raise the first failure; resolving a name
+    (``get_strategy``, ``from sage.llm import NgramStrategy``, every CLI ``--strategy``) also
+    fails when any allowed plugin's entry point is malformed, its name is ambiguous, or one of
+    its aliases was ignored, without importing the other plugins.
+    """
     return os.environ.get(STRICT_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def metadata_problems() -> list[tuple[StrategyEntry, str]]:
+    """Problems visible in metadata alone (nothing imported), for strict mode and listings."""
+    found = []
+    for entry in entries():
+        if entry.malformed:
+            found.append((entry, entry.malformed))
+        for alias in entry.ignored_aliases:
+            found.append(
+                (
+                    entry,
+                    f"alias {alias!r} is ignored: it is the canonical name of another "
+                    "strategy, and a canonical name always wins.",
+                )
+            )
+    return found
 
 
 def installed_entries() -> list[StrategyEntry]:
@@ -146,21 +220,30 @@ def entries() -> list[StrategyEntry]:
 
 
 def find(name: str, distribution: str | None = None) -> list[StrategyEntry]:
-    """Allowed entries whose canonical name or alias is ``name`` (optionally of one dist)."""
+    """Allowed entries called ``name`` (optionally of one distribution).
+
+    Entries whose canonical name is ``name`` win; aliases are looked at only when no entry has
+    that canonical name.
+    """
     wanted = _normalize(name)
-    found = [
-        e
-        for e in entries()
-        if wanted == _normalize(e.name) or wanted in {_normalize(a) for a in e.aliases}
-    ]
+    candidates = entries()
     if distribution is not None:
-        found = [e for e in found if _normalize(e.distribution or "") == _normalize(distribution)]
-    return found
+        dist = _normalize(distribution)
+        candidates = [e for e in candidates if _normalize(e.distribution or "") == dist]
+    canonical = [e for e in candidates if wanted == _normalize(e.name)]
+    if canonical:
+        return canonical
+    return [e for e in candidates if wanted in {_normalize(a) for a in e.aliases}]
 
 
 def find_by_class_name(class_name: str) -> list[StrategyEntry]:
     """Allowed entries whose target attribute is ``class_name`` (``NgramStrategy``)."""
     return [e for e in entries() if e.class_name == class_name]
+
+
+def find_by_target(module: str, qualname: str) -> list[StrategyEntry]:
+    """Allowed entries that name exactly ``module:qualname`` (nothing is imported)."""
+    return [e for e in entries() if e.module == module and e.class_name == qualname]
 
 
 def core_version() -> str:

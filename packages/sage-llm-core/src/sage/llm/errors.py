@@ -27,10 +27,12 @@ class UnknownStrategyError(StrategyError, LookupError):
         available: Sequence[str],
         suggestions: Sequence[str] = (),
         install_hint: str | None = None,
+        *,
+        none_allowed: bool = False,
     ) -> None:
         self.name = name
         self.available = list(available)
-        self.suggestions = list(suggestions)
+        self.suggestions = list(dict.fromkeys(suggestions))  # each once, best first
         self.install_hint = install_hint
         lines = [f"unknown speculative strategy {name!r}."]
         if install_hint:
@@ -39,6 +41,11 @@ class UnknownStrategyError(StrategyError, LookupError):
             lines.append("Did you mean: " + ", ".join(repr(s) for s in self.suggestions) + "?")
         if self.available:
             lines.append("Installed strategies: " + ", ".join(self.available) + ".")
+        elif none_allowed:
+            lines.append(
+                "Strategy plugins are installed, but SAGE_LLM_PLUGINS allows none of them: "
+                "add their names (or distributions) to it, or unset it."
+            )
         else:
             lines.append(
                 "No strategy plugin is installed: pip install sage-llm-strategy-ngram "
@@ -81,6 +88,33 @@ class StrategyLoadError(StrategyError):
         self.reason = reason
         where = f"{distribution} {version}" if distribution else "an unknown distribution"
         super().__init__(f"strategy {name!r} from {where} could not be loaded: {reason}")
+
+
+class StrategyPluginError(StrategyError):
+    """A loaded strategy's own code raised while the core called one of its hooks.
+
+    The core did nothing wrong and neither did the user: the message names the strategy, its
+    distribution and the hook, so the report goes to whoever maintains that distribution.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        distribution: str | None,
+        version: str | None,
+        hook: str,
+        reason: str,
+    ) -> None:
+        self.name = name
+        self.distribution = distribution
+        self.version = version
+        self.hook = hook
+        self.reason = reason
+        where = f"{distribution} {version}" if distribution else "an unknown distribution"
+        super().__init__(
+            f"strategy {name!r} from {where} failed in {hook}(): {reason} This is a bug in "
+            f"{distribution or 'the plugin'}; report it to its maintainers."
+        )
 
 
 class IncompatibleStrategyError(StrategyLoadError):

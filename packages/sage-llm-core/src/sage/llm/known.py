@@ -47,3 +47,30 @@ def install_hint(known: KnownStrategy) -> str:
         f"Strategy {known.name!r} is provided by the distribution {known.distribution!r}, "
         f"which is not installed: pip install {known.distribution}"
     )
+
+
+VLLM_METHODS: frozenset[str] = frozenset(
+    {
+        "ngram",
+        "ngram_gpu",
+        "suffix",
+        "draft_model",
+        "medusa",
+        "mlp_speculator",
+        "eagle",
+        "eagle3",
+        "extract_hidden_states",
+        "dflash",
+        "mtp",
+        "custom_class",
+    }
+)
+"""``speculative_config['method']`` values of vLLM 0.32 to 0.33 (``SpeculativeMethod`` in
+``vllm/config/speculative.py``), plus ``custom_class``. Model-specific MTP variants end in
+``_mtp``. The core checks a strategy's ``apply`` against this without importing vLLM; where
+vLLM is installed, :func:`sage.llm.engines.vllm.validation.precheck_engine_args` asks it."""
+
+
+def is_known_method(method: object) -> bool:
+    """Whether ``method`` names a speculative method vLLM knows (or ``custom_class``)."""
+    return isinstance(method, str) and (method in VLLM_METHODS or method.endswith("_mtp"))

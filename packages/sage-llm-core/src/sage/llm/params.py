@@ -13,6 +13,7 @@ without range checks.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import types
 import typing
@@ -177,9 +178,17 @@ def check_names(strategy: str, cls: type, given: Mapping[str, Any]) -> None:
     unknown = sorted(set(given) - set(specs))
     if unknown:
         known = ", ".join(specs) or "none"
+        close = list(
+            dict.fromkeys(
+                match
+                for name in unknown
+                for match in difflib.get_close_matches(name, list(specs), n=1, cutoff=0.6)
+            )
+        )
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         raise InvalidParameterError(
             strategy,
-            f"unknown parameter(s) {', '.join(unknown)}; this strategy takes: {known}.",
+            f"unknown parameter(s) {', '.join(unknown)}.{hint} This strategy takes: {known}.",
             unknown[0],
         )
     missing = [n for n, s in specs.items() if s.required and n not in given]

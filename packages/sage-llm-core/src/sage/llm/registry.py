@@ -6,27 +6,34 @@ plugin's declared ``sage-llm-core`` range → import that one entry point → va
 against the hookspec (:mod:`sage.llm.plugins`) → validate the parameters → instance.
 
 Load results, good or bad, are cached per entry point, so a broken plugin is imported once and
-reported the same way every time.
+reported the same way every time. Nothing a plugin does while it is imported can end the host:
+``sys.exit()`` and every other exception (``KeyboardInterrupt`` excepted: that is the user) become
+that plugin's load error, and what it prints goes to stderr.
 """
 
 from __future__ import annotations
 
 import difflib
+import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sage.llm import discovery, known
 from sage.llm import params as _params
+from sage.llm._stdio import stdout_to_stderr
 from sage.llm.discovery import StrategyEntry
 from sage.llm.errors import (
     AmbiguousStrategyError,
     IncompatibleStrategyError,
     InvalidParameterError,
     StrategyDisabledError,
+    StrategyError,
     StrategyLoadError,
     StrategyNotInstalledError,
+    StrategyPluginError,
     UnknownStrategyError,
 )
 from sage.llm.plugins import PluginValidationFailed, plugin_manager
@@ -53,6 +60,8 @@ class StrategyInfo:
     summary: str = ""
     conflicts: list[str] = field(default_factory=list)
     """Other distributions registering the same name: resolve with ``"distribution:name"``."""
+    warnings: list[str] = field(default_factory=list)
+    """Problems that do not stop the plugin from loading (an alias that was ignored)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -67,11 +76,13 @@ class StrategyInfo:
             "requires_core": self.requires_core,
             "summary": self.summary,
             "conflicts": self.conflicts,
+            "warnings": self.warnings,
         }
 
 
 _loaded: dict[str, type[SpeculativeStrategy] | StrategyLoadError] = {}
-_names_by_class: dict[type, str] = {}
+_entries_by_class: dict[type, StrategyEntry] = {}
+_strict_checked: list[bool] = []
 
 
 def _cache_key(entry: StrategyEntry) -> str:
@@ -106,6 +117,8 @@ def _summarize(exc: BaseException) -> str:
     ][-2:]
     where = "; ".join(f"{_short_path(f.filename)}:{f.lineno} in {f.name}" for f in frames)
     msg = f"{type(exc).__name__}: {exc}".strip()
+    if isinstance(exc, SystemExit):
+        msg = f"SystemExit({exc.code!r}): the plugin called sys.exit()"
     return f"{msg} (at {where})" if where else msg
 
 
@@ -127,13 +140,18 @@ def load_entry(entry: StrategyEntry) -> type[SpeculativeStrategy]:
 
 
 def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | StrategyLoadError:
+    if entry.malformed:
+        return StrategyLoadError(entry.name, entry.distribution, entry.version, entry.malformed)
     try:
         _check_compatible(entry)
     except IncompatibleStrategyError as exc:
         return exc
     try:
-        obj = entry.entry_point.load()
-    except Exception as exc:  # any import-time failure of third-party code
+        with stdout_to_stderr():
+            obj = entry.entry_point.load()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # third-party code: even sys.exit() must not end the host
         err = StrategyLoadError(
             entry.name, entry.distribution, entry.version, f"import failed: {_summarize(exc)}"
         )
@@ -153,11 +171,29 @@ def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | Strategy
             f"the class says name = {declared!r} but its entry point registers it as "
             f"{entry.name!r}; make them equal.",
         )
-    _names_by_class.setdefault(obj, entry.name)
+    _entries_by_class.setdefault(obj, entry)
     return cast("type[SpeculativeStrategy]", obj)
 
 
+def check_strict() -> None:
+    """Under ``SAGE_LLM_STRICT_PLUGINS=1``: load every allowed plugin once; any problem raises.
+
+    Strict mode trades isolation for certainty (CI, a deployment's start-up check): the first
+    time plugins are used in a process, every allowed plugin is imported and validated, and a
+    failure, a malformed entry point or an ignored alias is raised instead of reported. Without
+    strict mode, resolving one name imports only that plugin.
+    """
+    if not discovery.strict() or _strict_checked:
+        return
+    for entry, problem in discovery.metadata_problems():
+        raise StrategyLoadError(entry.name, entry.distribution, entry.version, problem)
+    for entry in discovery.entries():
+        load_entry(entry)
+    _strict_checked.append(True)
+
+
 def _select(name: str, distribution: str | None) -> StrategyEntry:
+    check_strict()
     found = discovery.find(name, distribution)
     if len(found) == 1:
         return found[0]
@@ -173,17 +209,21 @@ def _select(name: str, distribution: str | None) -> StrategyEntry:
 
 
 def _raise_not_found(name: str, distribution: str | None) -> None:
+    wanted = discovery.normalize(name)
+    allowed_entries = discovery.entries()
     disabled = [
         e
         for e in discovery.installed_entries()
-        if e not in discovery.entries() and (name == e.name or name in e.aliases)
+        if e not in allowed_entries
+        and (wanted == discovery.normalize(e.name) or wanted in map(discovery.normalize, e.aliases))
     ]
     if disabled:
         allowed = ",".join(sorted(discovery.allowed_names() or ()))
         raise StrategyDisabledError(
             f"strategy {name!r} is installed ({disabled[0].distribution}) but "
             f"{discovery.PLUGINS_ENV}={allowed!r} does not allow it to load. "
-            f"Add {name!r} to {discovery.PLUGINS_ENV} or unset the variable."
+            f"Add {disabled[0].name!r} (its canonical name) or {disabled[0].distribution!r} to "
+            f"{discovery.PLUGINS_ENV}, or unset the variable."
         )
     if distribution is not None and discovery.find(name):
         others = sorted({e.distribution or "?" for e in discovery.find(name)})
@@ -197,8 +237,15 @@ def _raise_not_found(name: str, distribution: str | None) -> None:
     if distribution is not None:
         name = f"{distribution}:{name}"
     hint = known.hint_for_name(name)
-    suggestions = difflib.get_close_matches(name, names + _known_names(), n=3, cutoff=0.6)
-    raise UnknownStrategyError(name, names, suggestions, known.install_hint(hint) if hint else None)
+    candidates = sorted(set(names) | set(_known_names()))
+    suggestions = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
+    raise UnknownStrategyError(
+        name,
+        names,
+        suggestions,
+        known.install_hint(hint) if hint else None,
+        none_allowed=not names and bool(discovery.installed_entries()),
+    )
 
 
 def _known_names() -> list[str]:
@@ -258,12 +305,76 @@ def build(
 ) -> SpeculativeStrategy:
     """Instantiate ``cls`` with checked names; type/range errors come from the class itself."""
     _params.check_names(label, cls, values)
+    with plugin_code(cls, "validate"):
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            if exc.__traceback__ is not None and exc.__traceback__.tb_next is not None:
+                raise  # raised inside the class's code: the plugin's bug, not the caller's
+            raise InvalidParameterError(
+                label, f"could not construct {cls.__name__}: {exc}"
+            ) from exc
+
+
+@contextmanager
+def plugin_code(strategy: SpeculativeStrategy | type, hook: str) -> Iterator[None]:
+    """Run a strategy's own code: its output goes to stderr, and an exception that is not one
+    of ours becomes :class:`StrategyPluginError` naming the strategy, distribution and hook."""
     try:
-        return cls(**values)
-    except InvalidParameterError:
+        with stdout_to_stderr():
+            yield
+    except (StrategyError, KeyboardInterrupt):
         raise
-    except TypeError as exc:
-        raise InvalidParameterError(label, f"could not construct {cls.__name__}: {exc}") from exc
+    except BaseException as exc:
+        from sage.llm.errors import SageLLMError
+
+        if isinstance(exc, SageLLMError):
+            raise
+        cls = strategy if isinstance(strategy, type) else type(strategy)
+        entry = _entries_by_class.get(cls)
+        name = entry.name if entry else (getattr(cls, "name", None) or cls.__name__)
+        raise StrategyPluginError(
+            name,
+            entry.distribution if entry else None,
+            entry.version if entry else None,
+            hook,
+            _summarize(exc),
+        ) from exc
+
+
+def apply_strategy(strategy: SpeculativeStrategy, engine_config: dict[str, Any]) -> None:
+    """Call ``strategy.apply(engine_config)``, then check what the core can check.
+
+    A plugin's exception is reported as its :class:`StrategyPluginError`. After ``apply``, the
+    ``model`` the caller set must still be there, unchanged (a strategy configures speculation,
+    never the target), and ``speculative_config['method']`` must be one vLLM knows or
+    ``custom_class``.
+    """
+    from sage.llm.errors import EngineConfigError
+
+    model = engine_config.get("model")
+    with plugin_code(strategy, "apply"):
+        strategy.apply(engine_config)
+    label = strategy.strategy_name()
+    entry = _entries_by_class.get(type(strategy))
+    whose = f"{label!r} from {entry.distribution}" if entry and entry.distribution else repr(label)
+    if model is not None and engine_config.get("model") != model:
+        raise EngineConfigError(
+            f"strategy {whose}: apply() removed or changed engine_config['model'] "
+            f"(was {model!r}, now {engine_config.get('model')!r}); a strategy may only write "
+            "speculative_config. Report this to the strategy's maintainers."
+        )
+    section = engine_config.get("speculative_config")
+    method = section.get("method") if isinstance(section, dict) else None
+    if method is not None and not known.is_known_method(method):
+        close = difflib.get_close_matches(str(method), sorted(known.VLLM_METHODS), n=1)
+        raise EngineConfigError(
+            f"strategy {whose}: apply() wrote speculative_config['method']={method!r}, which "
+            "vLLM does not know"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f". Known: {', '.join(sorted(known.VLLM_METHODS))}, or 'custom_class' with a "
+            "proposer class."
+        )
 
 
 def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
@@ -278,6 +389,12 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
     dists_by_name: dict[str, set[str]] = {}
     for entry in found:
         dists_by_name.setdefault(entry.name, set()).add(entry.distribution or "?")
+    problems: dict[int, list[str]] = {}
+    for problem_entry, problem in discovery.metadata_problems():
+        problems.setdefault(id(problem_entry), []).append(problem)
+    if discovery.strict() and problems:
+        bad = next(e for e in found if id(e) in problems)
+        raise StrategyLoadError(bad.name, bad.distribution, bad.version, problems[id(bad)][0])
     for entry in found:
         info = StrategyInfo(
             name=entry.name,
@@ -288,6 +405,7 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
             aliases=list(entry.aliases),
             requires_core=entry.core_requirement(),
             conflicts=sorted(dists_by_name[entry.name] - {entry.distribution or "?"}),
+            warnings=[p for p in problems.get(id(entry), []) if p != entry.malformed],
         )
         try:
             if load:
@@ -295,6 +413,10 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
                 info.hooks = plugin_manager.implemented_hooks(entry.qualified_name)
                 info.summary = _first_line(cls.__doc__)
             else:
+                if entry.malformed:
+                    raise StrategyLoadError(
+                        entry.name, entry.distribution, entry.version, entry.malformed
+                    )
                 _check_compatible(entry)
         except IncompatibleStrategyError as exc:
             info.status, info.error = STATUS_INCOMPATIBLE, exc.reason
@@ -309,18 +431,22 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
 
 
 def name_of(cls: type) -> str | None:
-    """The name a loaded strategy class was registered under."""
-    name = _names_by_class.get(cls)
-    if name:
-        return name
-    target_suffix = f":{cls.__qualname__}"
-    for entry in discovery.entries():
-        if entry.target.endswith(target_suffix) or entry.class_name == cls.__name__:
-            try:
-                if load_entry(entry) is cls:
-                    return entry.name
-            except StrategyLoadError:
-                continue
+    """The name a strategy class is registered under, or None; never imports a plugin.
+
+    Only an entry point naming exactly this class (its module and qualified name) counts, and
+    only when that module is already imported: a class defined elsewhere that happens to share
+    an installed plugin's class name (the seed's ``MyCustomStrategy``) is not registered.
+    """
+    entry = _entries_by_class.get(cls)
+    if entry is not None:
+        return entry.name
+    for entry in discovery.find_by_target(cls.__module__, cls.__qualname__):
+        module = sys.modules.get(entry.module)
+        obj: Any = module
+        for part in entry.class_name.split("."):
+            obj = getattr(obj, part, None)
+        if obj is cls:
+            return entry.name
     return None
 
 
@@ -330,7 +456,19 @@ def resolve_class_export(class_name: str, module: str = "sage.llm") -> type[Spec
     Raises :class:`~sage.llm.errors.StrategyNotInstalledError` (an ``ImportError``) naming the
     distribution to install when no installed plugin provides it.
     """
+    check_strict()
     found = discovery.find_by_class_name(class_name)
+    hint = known.hint_for_class(class_name)
+    if hint is not None:
+        # The seed's class names belong to the built-in distributions: another distribution's
+        # class of the same name never answers `from sage.llm import NgramStrategy`.
+        found = [
+            e
+            for e in found
+            if discovery.normalize(e.distribution or "") == discovery.normalize(hint.distribution)
+        ]
+        exact = [e for e in found if e.name == hint.name]
+        found = exact or found[:1]
     dists = sorted({e.distribution or "?" for e in found})
     if len(dists) > 1:
         raise AmbiguousStrategyError(found[0].name, dists)
@@ -342,7 +480,6 @@ def resolve_class_export(class_name: str, module: str = "sage.llm") -> type[Spec
                 f"cannot import name {class_name!r} from {module!r}: {exc}",
                 name=class_name,
             ) from exc
-    hint = known.hint_for_class(class_name)
     if hint is None:
         raise AttributeError(f"module {module!r} has no attribute {class_name!r}")
     raise StrategyNotInstalledError(
@@ -365,4 +502,5 @@ def reset() -> None:
         qualified = key.split("=", 1)[0]
         if not isinstance(loaded, StrategyLoadError) and plugin_manager.get_plugin(qualified):
             plugin_manager.unregister(name=qualified)
-    _names_by_class.clear()
+    _entries_by_class.clear()
+    _strict_checked.clear()

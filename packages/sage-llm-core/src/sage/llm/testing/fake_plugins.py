@@ -1,8 +1,10 @@
-"""Fake plugin distributions made on disk, for testing code that discovers strategies.
+"""Plugin distributions built as real wheels on disk, for testing code that discovers strategies.
 
-``plugins.add(...)`` writes a module and a ``*.dist-info`` folder (METADATA, entry_points.txt)
-into a directory, exactly what pip would install, and points :mod:`sage.llm.discovery` at the
-fake distributions only, so whatever else is installed does not leak into the test::
+``plugins.add(...)`` builds a wheel (module, METADATA, WHEEL, entry_points.txt, RECORD) with
+:func:`build_wheel`, installs it into its own directory the way pip does (a wheel is a zip that
+is unpacked into site-packages), and points :mod:`sage.llm.discovery` at these distributions
+only, so whatever else is installed does not leak into the test. The same wheels can be
+``pip install``-ed into a fresh virtualenv (the cross-package tests do)::
 
     def test_something(tmp_path, monkeypatch):
         with fake_plugins(tmp_path, monkeypatch) as plugins:
@@ -12,9 +14,12 @@ fake distributions only, so whatever else is installed does not leak into the te
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
 import textwrap
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, PathDistribution
@@ -24,7 +29,54 @@ import pytest
 
 from sage.llm import discovery, registry
 
-__all__ = ["FakePlugins", "fake_plugins"]
+__all__ = ["FakePlugins", "build_wheel", "fake_plugins"]
+
+
+def build_wheel(
+    out_dir: Path,
+    dist_name: str,
+    entry_points: Mapping[str, str],
+    source: str = "",
+    *,
+    module: str | None = None,
+    aliases: Mapping[str, str] | None = None,
+    version: str = "1.0.0",
+    requires: tuple[str, ...] = ("sage-llm-core>=1.0,<2",),
+) -> Path:
+    """Write ``<dist>-<version>-py3-none-any.whl`` into ``out_dir`` and return its path.
+
+    Entry-point values are written as given, malformed ones included: hostile distributions are
+    what this is for.
+    """
+    stem = f"{dist_name.replace('-', '_')}-{version}"
+    info = f"{stem}.dist-info"
+    meta = ["Metadata-Version: 2.1", f"Name: {dist_name}", f"Version: {version}"]
+    meta += [f"Requires-Dist: {r}" for r in requires]
+    lines = ["[sage.llm.speculative]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+    if aliases:
+        lines += ["", "[sage.llm.speculative.aliases]"]
+        lines += [f"{k} = {v}" for k, v in aliases.items()]
+    files: dict[str, str] = {}
+    if module:
+        files[f"{module}.py"] = textwrap.dedent(source)
+    files[f"{info}/METADATA"] = "\n".join(meta) + "\n"
+    files[f"{info}/WHEEL"] = (
+        "Wheel-Version: 1.0\nGenerator: sage.llm.testing\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    files[f"{info}/entry_points.txt"] = "\n".join(lines) + "\n"
+    record = []
+    for path, text in files.items():
+        digest = hashlib.sha256(text.encode()).digest()
+        b64 = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        record.append(f"{path},sha256={b64},{len(text.encode())}")
+    record.append(f"{info}/RECORD,,")
+    files[f"{info}/RECORD"] = "\n".join(record) + "\n"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    wheel = out_dir / f"{stem}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
 
 
 @dataclass
@@ -46,24 +98,25 @@ class FakePlugins:
         version: str = "1.0.0",
         requires: tuple[str, ...] = ("sage-llm-core>=1.0,<2",),
     ) -> PathDistribution:
-        site = self.root / f"site{len(self.dists)}"
-        site.mkdir()
+        index = len(self.dists)
+        wheel = build_wheel(
+            self.root / f"wheels{index}",
+            dist_name,
+            entry_points,
+            source,
+            module=module,
+            aliases=aliases,
+            version=version,
+            requires=requires,
+        )
+        site = self.root / f"site{index}"
+        with zipfile.ZipFile(wheel) as zf:  # what installing a pure-Python wheel does
+            zf.extractall(site)
         if module:
-            (site / f"{module}.py").write_text(textwrap.dedent(source))
             self.modules.add(module)
             self.sources[module] = source
             self.monkeypatch.syspath_prepend(str(site))
-        info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        meta = ["Metadata-Version: 2.1", f"Name: {dist_name}", f"Version: {version}"]
-        meta += [f"Requires-Dist: {r}" for r in requires]
-        (info / "METADATA").write_text("\n".join(meta) + "\n")
-        lines = ["[sage.llm.speculative]"] + [f"{k} = {v}" for k, v in entry_points.items()]
-        if aliases:
-            lines += ["", "[sage.llm.speculative.aliases]"]
-            lines += [f"{k} = {v}" for k, v in aliases.items()]
-        (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-        dist = PathDistribution(info)
+        dist = PathDistribution(site / f"{dist_name.replace('-', '_')}-{version}.dist-info")
         self.dists.append(dist)
         registry.reset()
         return dist

@@ -56,7 +56,9 @@ def build_engine_args(
         from sage.llm.registry import get_strategy
 
         strategy = get_strategy(strategy)
-    strategy.apply(args)
+    from sage.llm.registry import apply_strategy
+
+    apply_strategy(strategy, args)  # the plugin's errors name it; model and method checked
     label = strategy.strategy_name()
     migrate_legacy_keys(args, label)
     check_speculative_config(args, label)

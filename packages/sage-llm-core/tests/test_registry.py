@@ -52,7 +52,10 @@ def test_keyword_parameters_override_the_string(echo: FakePlugins) -> None:
         ({"k": True}, r"parameter 'k' must be int"),
         ({"ratio": 2}, r"parameter 'ratio' must be <= 1"),
         ({"label": "bad"}, r"label may not be 'bad'"),
-        ({"nope": 1}, r"unknown parameter\(s\) nope\. This strategy takes: k, label, greedy, ratio\."),
+        (
+            {"nope": 1},
+            r"unknown parameter\(s\) nope\. This strategy takes: k, label, greedy, ratio\.",
+        ),
     ],
 )
 def test_invalid_parameters_name_what_is_wrong(

@@ -83,7 +83,7 @@ class StrategyEntry:
             return None
         return (
             f"its entry point value {self.target!r} is not 'module:Class'; fix the "
-            f"[project.entry-points.\"{GROUP}\"] table of {self.distribution or 'its project'}."
+            f'[project.entry-points."{GROUP}"] table of {self.distribution or "its project"}.'
         )
 
     def core_requirement(self) -> str | None:

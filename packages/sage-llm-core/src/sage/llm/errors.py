@@ -112,7 +112,7 @@ class StrategyPluginError(StrategyError):
         self.reason = reason
         where = f"{distribution} {version}" if distribution else "an unknown distribution"
         super().__init__(
-            f"strategy {name!r} from {where} failed in {hook}(): {reason} This is a bug in "
+            f"strategy {name!r} from {where} failed in {hook}(): {reason}. This is a bug in "
             f"{distribution or 'the plugin'}; report it to its maintainers."
         )
 

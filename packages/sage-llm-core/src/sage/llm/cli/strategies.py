@@ -6,6 +6,8 @@ import json
 
 import click
 
+from sage.llm import discovery
+from sage.llm._stdio import stdout_to_stderr
 from sage.llm.registry import (
     STATUS_OK,
     get_strategy_class,
@@ -22,9 +24,10 @@ def strategies() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_command(as_json: bool) -> None:
     """Every installed strategy, including those that failed to load, with the reason."""
-    infos = list_strategies()
+    with stdout_to_stderr() as stdout:  # plugins print while imported; JSON stays clean
+        infos = list_strategies()
     if as_json:
-        click.echo(json.dumps([i.to_json() for i in infos], indent=2))
+        click.echo(json.dumps([i.to_json() for i in infos], indent=2), file=stdout)
         return
     from rich.console import Console
     from rich.table import Table
@@ -39,6 +42,8 @@ def list_command(as_json: bool) -> None:
     for info in infos:
         detail = ", ".join(info.hooks) if info.status == STATUS_OK else (info.error or "")
         style = "green" if info.status == STATUS_OK else "red"
+        for warning in info.warnings:
+            detail += f"\n[yellow]{warning}[/yellow]"
         if info.conflicts:
             detail += (
                 f"\n[yellow]name also registered by {', '.join(info.conflicts)}: "
@@ -54,6 +59,15 @@ def list_command(as_json: bool) -> None:
         )
     console = Console()
     if not infos:
+        installed = discovery.installed_entries()
+        if installed:
+            console.print(
+                f"{len(installed)} strategy plugin(s) installed, but {discovery.PLUGINS_ENV}="
+                f"{','.join(sorted(discovery.allowed_names() or ()))!r} allows none of them "
+                f"({', '.join(sorted({e.name for e in installed}))}). Add canonical names or "
+                f"distribution names to {discovery.PLUGINS_ENV}, or unset it."
+            )
+            return
         console.print(
             "No strategy plugins installed. Try: pip install sage-llm-strategy-ngram "
             "sage-llm-strategy-draft sage-llm-strategy-dynamic"
@@ -67,7 +81,8 @@ def list_command(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def show_command(name: str, as_json: bool) -> None:
     """A strategy's parameters, with types, defaults, bounds and documentation."""
-    cls = get_strategy_class(name)
+    with stdout_to_stderr() as stdout:
+        cls = get_strategy_class(name)
     specs = cls.parameters()
     doc = (cls.__doc__ or "").strip()
     if as_json:
@@ -77,7 +92,7 @@ def show_command(name: str, as_json: bool) -> None:
             "doc": doc,
             "parameters": [s.to_json() for s in specs],
         }
-        click.echo(json.dumps(payload, indent=2, default=str))
+        click.echo(json.dumps(payload, indent=2, default=str), file=stdout)
         return
     from rich.console import Console
     from rich.table import Table

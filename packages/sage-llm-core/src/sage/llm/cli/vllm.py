@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from sage.llm._stdio import stdout_to_stderr
 from sage.llm.engines.vllm.config import build_engine_args
 from sage.llm.engines.vllm.proposer import wire_proposer_class
 from sage.llm.registry import get_strategy
@@ -48,10 +49,11 @@ def serve_flags(engine_args: dict[str, Any]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the engine arguments as JSON.")
 def vllm_args(spec: str, model: str, as_json: bool) -> None:
     """Print the `vllm serve` command line (with --speculative-config) for a strategy."""
-    strategy = get_strategy(spec)
-    args = build_engine_args(strategy, {"model": model})
-    wire_proposer_class(strategy, args)
+    with stdout_to_stderr() as stdout:  # only the result goes to stdout, never a plugin's print
+        strategy = get_strategy(spec)
+        args = build_engine_args(strategy, {"model": model})
+        wire_proposer_class(strategy, args)
     if as_json:
-        click.echo(json.dumps(args, indent=2))
+        click.echo(json.dumps(args, indent=2), file=stdout)
         return
-    click.echo(shlex.join(["vllm", "serve", model, *serve_flags(args)]))
+    click.echo(shlex.join(["vllm", "serve", model, *serve_flags(args)]), file=stdout)

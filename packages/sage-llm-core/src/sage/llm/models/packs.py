@@ -25,6 +25,9 @@ PACKS_ENV = "SAGE_LLM_MODEL_PACKS"
 FORMATS = ("gguf", "transformers")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_PEP508_NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+"""A distribution name as PEP 508 defines it; it can never start with '-', so it can never be
+read by pip as an option (a pack is data, often from ``SAGE_LLM_MODEL_PACKS``)."""
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,45 @@ def _parse_part(obj: Any, where: str) -> PackPart:
         version=_require(obj, "version", str, where),
         path=_require(obj, "path", str, where),
     )
-    if not part.version or any(c in part.version for c in "<>=!~*, "):
+    if not _PEP508_NAME.match(part.package):
         raise ModelPackDefinitionError(
-            f"{where}: version {part.version!r} must be one exact version (packs are pinned)."
+            f"{where}: package {part.package!r} is not a distribution name (PEP 508: letters, "
+            "digits, '.', '_' and '-', starting and ending with a letter or digit)."
         )
-    if part.path.startswith("/") or ".." in part.path.split("/"):
-        raise ModelPackDefinitionError(f"{where}: path {part.path!r} must be relative, no '..'.")
+    _check_version(part.version, where)
+    _check_member_path(part.path, where)
     return part
+
+
+def _check_version(version: str, where: str) -> None:
+    """One exact version that pip reads as ``==version`` and nothing else."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        parsed = Version(version)
+    except InvalidVersion:
+        parsed = None
+    if parsed is None or version.strip() != version or any(c in version for c in "<>=!~*, "):
+        raise ModelPackDefinitionError(
+            f"{where}: version {version!r} must be one exact version such as '1.0.2' (packs are "
+            "pinned)."
+        )
+
+
+def _check_member_path(path: str, where: str) -> None:
+    """A member path stays inside its wheel: relative, forward slashes, no '..' or empty part."""
+    parts = path.split("/")
+    if (
+        not path
+        or path.startswith("/")
+        or "\\" in path
+        or ":" in parts[0]
+        or any(p in ("", ".", "..") for p in parts)
+    ):
+        raise ModelPackDefinitionError(
+            f"{where}: path {path!r} must be a relative path inside the wheel ('dir/file', no "
+            "'..', no leading '/', no drive or backslash)."
+        )
 
 
 def _parse_file(obj: Any, where: str) -> PackFile:
@@ -151,8 +186,18 @@ def parse_pack(obj: Any, source: str = "built-in") -> ModelPack:
     if fmt == "transformers" and "config.json" not in names:
         raise ModelPackDefinitionError(f"{where}: a transformers pack needs a config.json file.")
     aliases = obj.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise ModelPackDefinitionError(f"{where}: aliases must be a list of strings.")
+    if not isinstance(aliases, list) or not all(
+        isinstance(a, str) and _NAME.match(a) for a in aliases
+    ):
+        raise ModelPackDefinitionError(
+            f"{where}: aliases must be a list of names (lowercase letters, digits, '.', '_', '-')."
+        )
+    suggested = obj.get("suggested_draft")
+    if suggested is not None and (not isinstance(suggested, str) or not _NAME.match(suggested)):
+        raise ModelPackDefinitionError(f"{where}: suggested_draft must be a pack name or null.")
+    for key in ("description", "tokenizer", "notes"):
+        if key in obj and not isinstance(obj[key], str):
+            raise ModelPackDefinitionError(f"{where}: field {key!r} must be str.")
     return ModelPack(
         name=name,
         format=fmt,
@@ -163,7 +208,7 @@ def parse_pack(obj: Any, source: str = "built-in") -> ModelPack:
         tokenizer=str(obj.get("tokenizer", "")),
         notes=str(obj.get("notes", "")),
         aliases=tuple(aliases),
-        suggested_draft=obj.get("suggested_draft"),
+        suggested_draft=suggested,
         source=source,
     )
 

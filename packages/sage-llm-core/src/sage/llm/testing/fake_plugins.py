@@ -61,7 +61,8 @@ def build_wheel(
         files[f"{module}.py"] = textwrap.dedent(source)
     files[f"{info}/METADATA"] = "\n".join(meta) + "\n"
     files[f"{info}/WHEEL"] = (
-        "Wheel-Version: 1.0\nGenerator: sage.llm.testing\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        "Wheel-Version: 1.0\nGenerator: sage.llm.testing\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n"
     )
     files[f"{info}/entry_points.txt"] = "\n".join(lines) + "\n"
     record = []

@@ -12,6 +12,8 @@ The seed's class imports keep working and are resolved lazily through the same e
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sage.llm._lazy import lazy_getattr
 from sage.llm._version import __version__
 from sage.llm.errors import (
@@ -28,7 +30,6 @@ from sage.llm.errors import (
     StrategySpecError,
     UnknownStrategyError,
 )
-from sage.llm.hookspecs import hookimpl
 from sage.llm.params import param
 from sage.llm.proposer import Proposal, Proposer, ProposerContext
 from sage.llm.registry import (
@@ -39,11 +40,15 @@ from sage.llm.registry import (
 )
 from sage.llm.strategy import SpeculativeStrategy
 
+if TYPE_CHECKING:
+    from sage.llm.hookspecs import hookimpl
+
 PLUGIN_API_VERSION = "1.0"
 """The strategy contract's version; plugins declare the ``sage-llm-core`` range they support."""
 
 # Attributes that live in heavier modules, imported on first use.
 _LAZY_ATTRIBUTES: dict[str, str] = {
+    "hookimpl": "sage.llm.hookspecs",  # pluggy is imported when a plugin module asks for it
     "build_engine_args": "sage.llm.engines.vllm.config",
     "VLLMService": "sage.llm.engines.vllm.service",
     "VLLMServiceConfig": "sage.llm.engines.vllm.service",

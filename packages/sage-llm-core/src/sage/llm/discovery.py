@@ -26,7 +26,7 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import Distribution, EntryPoint, entry_points
+from importlib.metadata import Distribution, EntryPoint, distributions
 
 GROUP = "sage.llm.speculative"
 ALIAS_GROUP = "sage.llm.speculative.aliases"
@@ -87,22 +87,44 @@ class StrategyEntry:
         )
 
     def core_requirement(self) -> str | None:
-        """The ``sage-llm-core`` version specifier the distribution declares, if any."""
-        from packaging.requirements import InvalidRequirement, Requirement
-        from packaging.utils import canonicalize_name
+        """The ``sage-llm-core`` version specifier the distribution declares, if any.
 
+        Read from ``Requires-Dist`` without ``packaging.requirements`` (which pulls in
+        ``packaging.tags`` and half the standard library): only lines that name the core are
+        parsed, and only a line with an environment marker needs the full parser.
+        """
         dist = _distribution(self.entry_point)
         for line in (dist.requires or ()) if dist is not None else ():
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
+            match = _CORE_REQUIREMENT.match(line)
+            if match is None:
                 continue
-            if canonicalize_name(req.name) != CORE_DISTRIBUTION:
-                continue
-            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-                continue
-            return str(req.specifier) or None
+            if ";" in line:
+                spec = _marker_requirement(line)
+                if spec is None:
+                    continue
+                return spec or None
+            return match.group("spec").strip().strip("()").replace(" ", "") or None
         return None
+
+
+_CORE_REQUIREMENT = re.compile(
+    r"^\s*sage[-_.]+llm[-_.]+core\s*(\[[^\]]*\])?\s*(?P<spec>[^;]*)", re.IGNORECASE
+)
+"""A ``Requires-Dist`` line naming the core (PEP 503 normalization: ``-``, ``_``, ``.`` alike)."""
+
+
+def _marker_requirement(line: str) -> str | None:
+    """The specifier of a core requirement with a marker, or None when the marker is false
+    (for example ``extra == "testing"``)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        return None
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+        return None
+    return str(req.specifier)
 
 
 def _distribution(ep: EntryPoint) -> Distribution | None:
@@ -118,36 +140,57 @@ def normalize(name: str) -> str:
     return _normalize(name)
 
 
-def _dist_info(ep: EntryPoint) -> tuple[str | None, str | None]:
-    dist = _distribution(ep)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
+def _scan() -> list[tuple[str | None, str | None, list[EntryPoint]]]:
+    """(name, version, entry points of our two groups) for each distribution that has any.
+
+    One pass over the installed distributions. An unrelated distribution costs one read of its
+    ``entry_points.txt``, checked for our group name before anything is parsed (unlike
+    ``entry_points(group=...)``, which parses every distribution's entry points, once per group).
+    Each plugin distribution's METADATA is parsed once, for its name and version; a distribution
+    shadowed by an earlier one of the same name on ``sys.path`` is skipped, as importlib does.
+    """
+    found = []
+    seen: set[str] = set()
+    for dist in distributions():
+        text = dist.read_text("entry_points.txt")
+        if not text or GROUP not in text:
+            continue
+        meta = dist.metadata
+        name, version = meta["Name"], meta["Version"]
+        key = _normalize(name or "")
+        if key in seen:
+            continue
+        seen.add(key)
+        points = [ep for ep in dist.entry_points if ep.group in (GROUP, ALIAS_GROUP)]
+        found.append((name, version, points))
+    return found
 
 
 @lru_cache(maxsize=1)
 def _all_entries() -> tuple[StrategyEntry, ...]:
-    points = list(entry_points(group=GROUP))
-    canonical = {_normalize(ep.name) for ep in points}
-    alias_map: dict[tuple[str | None, str], list[str]] = {}
-    for ep in entry_points(group=ALIAS_GROUP):
-        dist, _ = _dist_info(ep)
-        alias_map.setdefault((dist, _normalize(ep.value)), []).append(ep.name.strip())
+    scanned = _scan()
+    canonical = {_normalize(ep.name) for _, _, eps in scanned for ep in eps if ep.group == GROUP}
     entries = []
-    for ep in points:
-        dist, version = _dist_info(ep)
-        declared = sorted(set(alias_map.get((dist, _normalize(ep.name)), ())))
-        entries.append(
-            StrategyEntry(
-                name=ep.name,
-                target=ep.value,
-                distribution=dist,
-                version=version,
-                entry_point=ep,
-                aliases=tuple(a for a in declared if _normalize(a) not in canonical),
-                ignored_aliases=tuple(a for a in declared if _normalize(a) in canonical),
+    for dist, version, points in scanned:
+        aliases: dict[str, list[str]] = {}
+        for ep in points:
+            if ep.group == ALIAS_GROUP:
+                aliases.setdefault(_normalize(ep.value), []).append(ep.name.strip())
+        for ep in points:
+            if ep.group != GROUP:
+                continue
+            declared = sorted(set(aliases.get(_normalize(ep.name), ())))
+            entries.append(
+                StrategyEntry(
+                    name=ep.name,
+                    target=ep.value,
+                    distribution=dist,
+                    version=version,
+                    entry_point=ep,
+                    aliases=tuple(a for a in declared if _normalize(a) not in canonical),
+                    ignored_aliases=tuple(a for a in declared if _normalize(a) in canonical),
+                )
             )
-        )
     entries.sort(key=lambda e: (e.name, e.distribution or ""))
     return tuple(entries)
 

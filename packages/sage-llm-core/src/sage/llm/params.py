@@ -13,7 +13,6 @@ without range checks.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 import types
 import typing
@@ -177,6 +176,8 @@ def check_names(strategy: str, cls: type, given: Mapping[str, Any]) -> None:
     specs = {s.name: s for s in params_of(cls)}
     unknown = sorted(set(given) - set(specs))
     if unknown:
+        import difflib  # only on this error path: import sage.llm stays cheap
+
         known = ", ".join(specs) or "none"
         close = list(
             dict.fromkeys(

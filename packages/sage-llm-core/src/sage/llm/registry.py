@@ -13,9 +13,7 @@ that plugin's load error, and what it prints goes to stderr.
 
 from __future__ import annotations
 
-import difflib
 import sys
-import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,7 +34,6 @@ from sage.llm.errors import (
     StrategyPluginError,
     UnknownStrategyError,
 )
-from sage.llm.plugins import PluginValidationFailed, plugin_manager
 from sage.llm.strategy import SpeculativeStrategy
 
 STATUS_OK = "ok"
@@ -112,6 +109,8 @@ def _check_compatible(entry: StrategyEntry) -> None:
 
 def _summarize(exc: BaseException) -> str:
     """The exception and the innermost frames, short enough for one listing row."""
+    import traceback  # failures only
+
     frames = [
         f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
     ][-2:]
@@ -157,6 +156,8 @@ def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | Strategy
         )
         err.__cause__ = exc
         return err
+    from sage.llm.plugins import PluginValidationFailed, plugin_manager  # pluggy: only to load
+
     try:
         plugin_manager.register_strategy(obj, entry.qualified_name)
     except PluginValidationFailed as exc:
@@ -237,6 +238,8 @@ def _raise_not_found(name: str, distribution: str | None) -> None:
     if distribution is not None:
         name = f"{distribution}:{name}"
     hint = known.hint_for_name(name)
+    import difflib  # failures only
+
     candidates = sorted(set(names) | set(_known_names()))
     suggestions = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     raise UnknownStrategyError(
@@ -367,6 +370,8 @@ def apply_strategy(strategy: SpeculativeStrategy, engine_config: dict[str, Any])
     section = engine_config.get("speculative_config")
     method = section.get("method") if isinstance(section, dict) else None
     if method is not None and not known.is_known_method(method):
+        import difflib
+
         close = difflib.get_close_matches(str(method), sorted(known.VLLM_METHODS), n=1)
         raise EngineConfigError(
             f"strategy {whose}: apply() wrote speculative_config['method']={method!r}, which "
@@ -410,6 +415,8 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
         try:
             if load:
                 cls = load_entry(entry)
+                from sage.llm.plugins import plugin_manager
+
                 info.hooks = plugin_manager.implemented_hooks(entry.qualified_name)
                 info.summary = _first_line(cls.__doc__)
             else:
@@ -497,10 +504,13 @@ def _first_line(doc: str | None) -> str:
 def reset() -> None:
     """Forget discovered entry points and loaded classes (tests, in-process installs)."""
     discovery.refresh()
+    plugins = sys.modules.get("sage.llm.plugins")  # not imported: nothing was registered
     for key in list(_loaded):
         loaded = _loaded.pop(key)
         qualified = key.split("=", 1)[0]
-        if not isinstance(loaded, StrategyLoadError) and plugin_manager.get_plugin(qualified):
-            plugin_manager.unregister(name=qualified)
+        manager = getattr(plugins, "plugin_manager", None)
+        registered = manager is not None and not isinstance(loaded, StrategyLoadError)
+        if registered and manager.get_plugin(qualified):
+            manager.unregister(name=qualified)
     _entries_by_class.clear()
     _strict_checked.clear()

@@ -22,7 +22,7 @@ import zipfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, PathDistribution
+from importlib.metadata import PathDistribution
 from pathlib import Path
 
 import pytest
@@ -122,9 +122,9 @@ class FakePlugins:
         registry.reset()
         return dist
 
-    def entry_points(self, *, group: str) -> list[EntryPoint]:
-        """Stands in for ``importlib.metadata.entry_points`` inside sage.llm.discovery."""
-        return [ep for d in self.dists for ep in d.entry_points if ep.group == group]
+    def distributions(self) -> list[PathDistribution]:
+        """Stands in for ``importlib.metadata.distributions`` inside sage.llm.discovery."""
+        return list(self.dists)
 
     def cleanup(self) -> None:
         registry.reset()
@@ -136,7 +136,7 @@ class FakePlugins:
 def fake_plugins(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlugins]:
     """Point discovery at fake distributions made under ``root`` (and nothing else)."""
     fake = FakePlugins(root, monkeypatch)
-    monkeypatch.setattr(discovery, "entry_points", fake.entry_points)
+    monkeypatch.setattr(discovery, "distributions", fake.distributions)
     for var in (discovery.PLUGINS_ENV, discovery.STRICT_ENV):
         monkeypatch.delenv(var, raising=False)
     registry.reset()

@@ -149,7 +149,7 @@ def _scan() -> list[tuple[str | None, str | None, list[EntryPoint]]]:
     Each plugin distribution's METADATA is parsed once, for its name and version; a distribution
     shadowed by an earlier one of the same name on ``sys.path`` is skipped, as importlib does.
     """
-    found = []
+    found: list[tuple[str | None, str | None, list[EntryPoint]]] = []
     seen: set[str] = set()
     for dist in distributions():
         text = dist.read_text("entry_points.txt")

@@ -509,8 +509,9 @@ def reset() -> None:
         loaded = _loaded.pop(key)
         qualified = key.split("=", 1)[0]
         manager = getattr(plugins, "plugin_manager", None)
-        registered = manager is not None and not isinstance(loaded, StrategyLoadError)
-        if registered and manager.get_plugin(qualified):
+        if manager is None or isinstance(loaded, StrategyLoadError):
+            continue
+        if manager.get_plugin(qualified):
             manager.unregister(name=qualified)
     _entries_by_class.clear()
     _strict_checked.clear()

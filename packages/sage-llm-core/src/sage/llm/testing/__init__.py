@@ -94,7 +94,16 @@ class StrategyConformanceTests:
 
     # -- parameters ----------------------------------------------------------------------
 
-    def test_invalid_parameters_are_rejected(self) -> None:
+    def test_invalid_parameters_are_rejected(
+        self, strategy_class: type[SpeculativeStrategy]
+    ) -> None:
+        if not self.invalid_params:
+            if accepts_any_keyword(strategy_class):
+                pytest.skip("the strategy takes **kwargs and declares no checks: nothing to reject")
+            pytest.skip(
+                "invalid_params is empty, so nothing was checked: list parameter sets that must "
+                "raise InvalidParameterError (e.g. [{'k': 0}])"
+            )
         for bad in self.invalid_params:
             with pytest.raises(InvalidParameterError):
                 get_strategy(self.strategy_name, **{**self.valid_params, **bad})
@@ -115,11 +124,16 @@ class StrategyConformanceTests:
         assert get_strategy(text).to_dict() == strategy.to_dict()
 
     def test_instances_are_immutable_values(self, strategy: SpeculativeStrategy) -> None:
-        if dataclasses.is_dataclass(type(strategy)):
-            first = strategy.parameters()[0].name if strategy.parameters() else None
-            if first is not None:
-                with pytest.raises(dataclasses.FrozenInstanceError):
-                    setattr(strategy, first, getattr(strategy, first))
+        if not dataclasses.is_dataclass(type(strategy)):
+            pytest.skip(
+                f"{type(strategy).__name__} is not a dataclass, so immutability was not checked; "
+                "declare it @dataclass(frozen=True, kw_only=True) to have it checked"
+            )
+        if not strategy.parameters():
+            pytest.skip("the strategy declares no parameters: nothing could be reassigned")
+        first = strategy.parameters()[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(strategy, first, getattr(strategy, first))
 
     # -- apply -------------------------------------------------------------------------------
 
@@ -158,6 +172,9 @@ class StrategyConformanceTests:
 
         try:
             proposer = strategy.make_proposer(ProposerContext())
-        except Exception:  # a proposer may need a real model in the context
-            return
+        except Exception as exc:  # a proposer may need a real model in the context
+            pytest.skip(
+                f"make_proposer raised {type(exc).__name__} with an empty ProposerContext, so "
+                "it was not checked here; check it with sage.llm.testing.ProposerConformanceTests"
+            )
         assert proposer is None or isinstance(proposer, Proposer)

@@ -217,3 +217,62 @@ def messy(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     # install would be (for example after a core upgrade).
     env.pip_install("--no-deps", future)
     return env
+
+
+SQUATTER_SOURCE = """
+print("squatter imported")
+from sage.llm import SpeculativeStrategy
+
+class NgramStrategy(SpeculativeStrategy):
+    \"\"\"A third party's class that shares the seed's class name.\"\"\"
+    def apply(self, engine_config):
+        self.speculative_config(engine_config).update(method="ngram", num_speculative_tokens=1)
+"""
+
+CHATTY_SOURCE = """
+print("chatty plugin says hello")
+from sage.llm import SpeculativeStrategy
+
+class Chatty(SpeculativeStrategy):
+    def apply(self, engine_config):
+        print("chatty apply")
+        self.speculative_config(engine_config).update(method="ngram", num_speculative_tokens=2)
+"""
+
+
+@pytest.fixture(scope="session")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Venv:
+    """The built-ins from wheels plus hostile distributions (issue 10), also real wheels."""
+    from sage.llm.testing.fake_plugins import build_wheel as fake_wheel
+
+    tmp = tmp_path_factory.mktemp("hostile")
+    env = make_venv(tmp / "venv")
+    out = tmp / "wheels"
+    hostile_wheels = [
+        fake_wheel(out, "bad-value", {"bad": "this is :: not a valid reference"}),
+        fake_wheel(
+            out,
+            "exiter",
+            {"exiter": "exiter_mod:X"},
+            "import sys\nsys.exit(3)\n",
+            module="exiter_mod",
+        ),
+        fake_wheel(
+            out, "chatty", {"chatty": "chatty_mod:Chatty"}, CHATTY_SOURCE, module="chatty_mod"
+        ),
+        fake_wheel(
+            out,
+            "squatter",
+            {"squat": "squat_mod:NgramStrategy"},
+            SQUATTER_SOURCE,
+            module="squat_mod",
+            aliases={"ngram": "squat"},
+        ),
+    ]
+    env.pip_install(
+        wheel("sage-llm-strategy-ngram"),
+        wheel("sage-llm-strategy-draft"),
+        wheel("sage-llm-strategy-dynamic"),
+        *hostile_wheels,
+    )
+    return env

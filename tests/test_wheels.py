@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from conftest import EXAMPLE_PLUGIN, wheel
+
 if TYPE_CHECKING:
     from conftest import Venv
 
@@ -76,6 +78,7 @@ def test_all_strategies_and_the_seed_api(full: Venv) -> None:
         "draft": "ok",
         "dynamic-lookahead": "ok",
         "my-custom": "ok",
+        "my-lookup": "ok",
     }
     assert rows["my-custom"]["distribution"] == "my-sage-strategy"
     out = full.python(
@@ -148,6 +151,26 @@ def test_strict_mode_and_plugin_filter(messy: Venv) -> None:
     proc = messy.sage_llm("strategies", "list", env={"SAGE_LLM_STRICT_PLUGINS": "1"}, check=False)
     assert proc.returncode == 2
     assert "could not be loaded" in proc.stderr
-    rows = messy.strategies_json(env={"SAGE_LLM_PLUGINS": "dynamic,draft"})
+    rows = messy.strategies_json(env={"SAGE_LLM_PLUGINS": "dynamic-lookahead,draft"})
     assert sorted(rows) == ["draft", "dynamic-lookahead"]
+    rows = messy.strategies_json(env={"SAGE_LLM_PLUGINS": "sage-llm-strategy-dynamic"})
+    assert sorted(rows) == ["dynamic-lookahead"]
+    assert messy.strategies_json(env={"SAGE_LLM_PLUGINS": "dynamic"}) == {}  # an alias: no
     assert messy.strategies_json(env={"SAGE_LLM_PLUGINS": ""}) == {}
+
+
+def test_example_project_passes_its_tests_from_its_wheel(full: Venv) -> None:
+    """The project docs/plugin-authoring.md shows, built and installed as a user would."""
+    full.pip_install(f"{wheel('sage-llm-core')}[testing]")
+    proc = full.run(
+        str(full.bin / "python"),
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(EXAMPLE_PLUGIN / "tests"),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " passed" in proc.stdout

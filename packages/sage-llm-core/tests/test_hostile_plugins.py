@@ -259,6 +259,18 @@ def test_5_naming_an_unregistered_class_imports_nothing(builtins: FakePlugins) -
     assert "fake_draft" not in sys.modules
 
 
+def test_5_a_plugin_class_imported_directly_knows_its_name(plugins: FakePlugins) -> None:
+    plugins.add(
+        "seed-dist",
+        {"my-custom": "seed_mod:MyCustomStrategy"},
+        "from sage.llm import SpeculativeStrategy\n" + SEED_CUSTOM,
+        module="seed_mod",
+    )
+    import seed_mod  # the user imports the plugin's module themselves
+
+    assert seed_mod.MyCustomStrategy.strategy_name() == "my-custom"
+
+
 # -- 6. a plugin's apply or validate raises ----------------------------------------------
 
 FAULTY = '''

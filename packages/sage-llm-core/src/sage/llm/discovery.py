@@ -284,11 +284,6 @@ def find_by_class_name(class_name: str) -> list[StrategyEntry]:
     return [e for e in entries() if e.class_name == class_name]
 
 
-def find_by_target(module: str, qualname: str) -> list[StrategyEntry]:
-    """Allowed entries that name exactly ``module:qualname`` (nothing is imported)."""
-    return [e for e in entries() if e.module == module and e.class_name == qualname]
-
-
 def core_version() -> str:
     from sage.llm._version import __version__
 

@@ -440,17 +440,19 @@ def list_strategies(*, load: bool = True) -> list[StrategyInfo]:
 def name_of(cls: type) -> str | None:
     """The name a strategy class is registered under, or None; never imports a plugin.
 
-    Only an entry point naming exactly this class (its module and qualified name) counts, and
-    only when that module is already imported: a class defined elsewhere that happens to share
-    an installed plugin's class name (the seed's ``MyCustomStrategy``) is not registered.
+    An entry point counts only when the module it names is already imported and holds this very
+    class (a package may re-export it from a submodule): a class defined elsewhere that merely
+    shares an installed plugin's class name (the seed's ``MyCustomStrategy``) is not registered,
+    and that plugin is not imported to find out.
     """
     entry = _entries_by_class.get(cls)
     if entry is not None:
         return entry.name
-    for entry in discovery.find_by_target(cls.__module__, cls.__qualname__):
-        module = sys.modules.get(entry.module)
-        obj: Any = module
-        for part in entry.class_name.split("."):
+    for entry in discovery.entries():
+        if entry.class_name.rsplit(".", 1)[-1] != cls.__name__:
+            continue
+        obj: Any = sys.modules.get(entry.module)
+        for part in entry.class_name.split(".") if obj is not None else ():
             obj = getattr(obj, part, None)
         if obj is cls:
             return entry.name

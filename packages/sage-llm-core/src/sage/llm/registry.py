@@ -22,6 +22,7 @@ from typing import Any, cast
 from sage.llm import discovery, known
 from sage.llm import params as _params
 from sage.llm._stdio import stdout_to_stderr
+from sage.llm._versions import fast_contains
 from sage.llm.discovery import StrategyEntry
 from sage.llm.errors import (
     AmbiguousStrategyError,
@@ -90,12 +91,14 @@ def _check_compatible(entry: StrategyEntry) -> None:
     spec = entry.core_requirement()
     if not spec:
         return
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    ok = fast_contains(spec, discovery.core_version())
+    if ok is None:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-    try:
-        ok = SpecifierSet(spec).contains(discovery.core_version(), prereleases=True)
-    except InvalidSpecifier:
-        return
+        try:
+            ok = SpecifierSet(spec).contains(discovery.core_version(), prereleases=True)
+        except InvalidSpecifier:
+            return
     if not ok:
         raise IncompatibleStrategyError(
             entry.name,

@@ -1,6 +1,7 @@
 """Finding strategy plugins: a small loop over the ``sage.llm.speculative`` entry points.
 
-Nothing here imports a plugin. Discovery reads installed distributions' metadata only, so
+Nothing here imports a plugin. Discovery reads installed distributions' metadata only
+(:mod:`sage.llm._metadata`, which avoids the cost of importing ``importlib.metadata``), so
 ``import sage.llm``, listing names and resolving one name stay cheap however many plugins are
 installed, and a broken plugin cannot break discovery. Importing happens in
 :mod:`sage.llm.registry`, one entry point at a time.
@@ -26,7 +27,9 @@ import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib.metadata import Distribution, EntryPoint, distributions
+from typing import Any
+
+from sage.llm._metadata import plugin_distributions
 
 GROUP = "sage.llm.speculative"
 ALIAS_GROUP = "sage.llm.speculative.aliases"
@@ -39,8 +42,13 @@ STRICT_ENV = "SAGE_LLM_STRICT_PLUGINS"
 """``1``: a plugin that fails to load (or a broken entry point) is an error everywhere, not a
 line in a listing; see :func:`strict`."""
 
-_ENTRY_VALUE = re.compile(r"^(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?$")
-"""``module`` or ``module:attr`` (extras are not allowed for strategies); what ``load`` accepts."""
+search_path: list[str] | None = None
+"""Folders searched for installed distributions; None: ``sys.path`` (tests set their own)."""
+
+_ENTRY_VALUE = re.compile(
+    r"^(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$"
+)
+"""``module[:attr] [extras]``, the entry-point object reference (PyPA specification)."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,8 @@ class StrategyEntry:
     target: str
     distribution: str | None
     version: str | None
-    entry_point: EntryPoint
+    requires: tuple[str, ...] = ()
+    """The distribution's ``Requires-Dist`` lines."""
     aliases: tuple[str, ...] = ()
     ignored_aliases: tuple[str, ...] = ()
     """Aliases this distribution declares that equal another strategy's canonical name."""
@@ -59,6 +68,16 @@ class StrategyEntry:
     @property
     def qualified_name(self) -> str:
         return f"{self.distribution}:{self.name}" if self.distribution else self.name
+
+    def load(self) -> Any:
+        """Import the module the entry point names and return the object (the plugin's code
+        runs here; :mod:`sage.llm.registry` guards the call)."""
+        import importlib
+
+        obj: Any = importlib.import_module(self.module)
+        for part in filter(None, self.class_name.split(".")):
+            obj = getattr(obj, part)
+        return obj
 
     @property
     def module(self) -> str:
@@ -93,8 +112,7 @@ class StrategyEntry:
         ``packaging.tags`` and half the standard library): only lines that name the core are
         parsed, and only a line with an environment marker needs the full parser.
         """
-        dist = _distribution(self.entry_point)
-        for line in (dist.requires or ()) if dist is not None else ():
+        for line in self.requires:
             match = _CORE_REQUIREMENT.match(line)
             if match is None:
                 continue
@@ -127,10 +145,6 @@ def _marker_requirement(line: str) -> str | None:
     return str(req.specifier)
 
 
-def _distribution(ep: EntryPoint) -> Distribution | None:
-    return getattr(ep, "dist", None)
-
-
 def _normalize(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(".", "-")
 
@@ -140,53 +154,29 @@ def normalize(name: str) -> str:
     return _normalize(name)
 
 
-def _scan() -> list[tuple[str | None, str | None, list[EntryPoint]]]:
-    """(name, version, entry points of our two groups) for each distribution that has any.
-
-    One pass over the installed distributions. An unrelated distribution costs one read of its
-    ``entry_points.txt``, checked for our group name before anything is parsed (unlike
-    ``entry_points(group=...)``, which parses every distribution's entry points, once per group).
-    Each plugin distribution's METADATA is parsed once, for its name and version; a distribution
-    shadowed by an earlier one of the same name on ``sys.path`` is skipped, as importlib does.
-    """
-    found: list[tuple[str | None, str | None, list[EntryPoint]]] = []
-    seen: set[str] = set()
-    for dist in distributions():
-        text = dist.read_text("entry_points.txt")
-        if not text or GROUP not in text:
-            continue
-        meta = dist.metadata
-        name, version = meta["Name"], meta["Version"]
-        key = _normalize(name or "")
-        if key in seen:
-            continue
-        seen.add(key)
-        points = [ep for ep in dist.entry_points if ep.group in (GROUP, ALIAS_GROUP)]
-        found.append((name, version, points))
-    return found
-
-
 @lru_cache(maxsize=1)
 def _all_entries() -> tuple[StrategyEntry, ...]:
-    scanned = _scan()
-    canonical = {_normalize(ep.name) for _, _, eps in scanned for ep in eps if ep.group == GROUP}
+    scanned = plugin_distributions((GROUP, ALIAS_GROUP), search_path)
+    canonical = {
+        _normalize(name) for d in scanned for group, name, _ in d.entry_points if group == GROUP
+    }
     entries = []
-    for dist, version, points in scanned:
+    for dist in scanned:
         aliases: dict[str, list[str]] = {}
-        for ep in points:
-            if ep.group == ALIAS_GROUP:
-                aliases.setdefault(_normalize(ep.value), []).append(ep.name.strip())
-        for ep in points:
-            if ep.group != GROUP:
+        for group, name, value in dist.entry_points:
+            if group == ALIAS_GROUP:
+                aliases.setdefault(_normalize(value), []).append(name)
+        for group, name, value in dist.entry_points:
+            if group != GROUP:
                 continue
-            declared = sorted(set(aliases.get(_normalize(ep.name), ())))
+            declared = sorted(set(aliases.get(_normalize(name), ())))
             entries.append(
                 StrategyEntry(
-                    name=ep.name,
-                    target=ep.value,
-                    distribution=dist,
-                    version=version,
-                    entry_point=ep,
+                    name=name,
+                    target=value,
+                    distribution=dist.name or None,
+                    version=dist.version or None,
+                    requires=dist.requires,
                     aliases=tuple(a for a in declared if _normalize(a) not in canonical),
                     ignored_aliases=tuple(a for a in declared if _normalize(a) in canonical),
                 )

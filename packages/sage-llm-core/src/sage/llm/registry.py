@@ -150,7 +150,7 @@ def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | Strategy
         return exc
     try:
         with stdout_to_stderr():
-            obj = entry.entry_point.load()
+            obj = entry.load()
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # third-party code: even sys.exit() must not end the host

@@ -119,12 +119,14 @@ class FakePlugins:
             self.monkeypatch.syspath_prepend(str(site))
         dist = PathDistribution(site / f"{dist_name.replace('-', '_')}-{version}.dist-info")
         self.dists.append(dist)
+        self.monkeypatch.setattr(discovery, "search_path", self.search_path)
         registry.reset()
         return dist
 
-    def distributions(self) -> list[PathDistribution]:
-        """Stands in for ``importlib.metadata.distributions`` inside sage.llm.discovery."""
-        return list(self.dists)
+    @property
+    def search_path(self) -> list[str]:
+        """The folders the fake distributions were installed into, newest first."""
+        return [str(d.locate_file("")) for d in reversed(self.dists)]
 
     def cleanup(self) -> None:
         registry.reset()
@@ -136,7 +138,7 @@ class FakePlugins:
 def fake_plugins(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePlugins]:
     """Point discovery at fake distributions made under ``root`` (and nothing else)."""
     fake = FakePlugins(root, monkeypatch)
-    monkeypatch.setattr(discovery, "distributions", fake.distributions)
+    monkeypatch.setattr(discovery, "search_path", [])
     for var in (discovery.PLUGINS_ENV, discovery.STRICT_ENV):
         monkeypatch.delenv(var, raising=False)
     registry.reset()

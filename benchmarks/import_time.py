@@ -12,13 +12,18 @@ and no heavy module (torch, transformers, vllm). Prints a table and writes JSON.
 
 Goal (issue 10): at most 40 ms over bare python, and at most 10 ms more with 100 unrelated
 distributions installed. Shared machines are noisy: compare rows of one run, not across runs.
+Where ``valgrind`` is installed, each row also counts the instructions the probe executes beyond
+bare python (callgrind), which does not depend on how busy the machine is; ``--baseline-dist``
+adds a row for an older core wheel so that the count can be read as a ratio to it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sysconfig
@@ -101,6 +106,26 @@ def _run_ms(python: Path, code: str) -> tuple[float, float]:
     return wall, cpu
 
 
+def _instructions(python: Path, code: str) -> int | None:
+    """Instructions executed by a fresh interpreter running ``code`` (valgrind callgrind)."""
+    if shutil.which("valgrind") is None:
+        return None
+    proc = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", str(python), "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    match = re.search(r"Collected : (\d+)", proc.stderr)
+    return int(match.group(1)) if match else None
+
+
+def extra_instructions(python: Path) -> float | None:
+    """Millions of instructions the probe executes beyond ``python -c pass``."""
+    bare, probe = _instructions(python, "pass"), _instructions(python, PROBE)
+    return None if bare is None or probe is None else (probe - bare) / 1e6
+
+
 def measure(python: Path, runs: int) -> dict[str, Any]:
     bare, probe, bare_cpu, probe_cpu = [], [], [], []
     _run_ms(python, PROBE)  # warm the bytecode caches once
@@ -129,6 +154,7 @@ def measure(python: Path, runs: int) -> dict[str, Any]:
         "dummies_imported": max(d["dummies_imported"] for d in details),
         "heavy_modules": details[0]["heavy"],
         "lazy_modules_loaded": details[0]["loaded"],
+        "extra_instructions_m": extra_instructions(python),
     }
 
 
@@ -138,6 +164,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--extra", type=int, default=100, help="unrelated dists / plugins")
     parser.add_argument("--out", type=Path, default=Path("bench-results/import_time.json"))
+    parser.add_argument(
+        "--baseline-dist", type=Path, help="a folder with an older sage_llm_core wheel to compare"
+    )
     args = parser.parse_args()
 
     wheels = [
@@ -154,6 +183,26 @@ def main() -> None:
             check=True,
         )
         results["core + ngram"] = measure(python, args.runs)
+        if args.baseline_dist is not None:
+            old = next(args.baseline_dist.glob("sage_llm_core-*.whl"))
+            base_env = Path(tmp) / "baseline"
+            venv.EnvBuilder(with_pip=True).create(base_env)
+            base_python = base_env / "bin" / "python"
+            subprocess.run(
+                [
+                    str(base_python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "-q",
+                    "--find-links",
+                    str(args.dist),
+                    str(old),
+                    wheels[1],
+                ],
+                check=True,
+            )
+            results["baseline core + ngram"] = measure(base_python, args.runs)
         add_unrelated(env, args.extra)
         results[f"+ {args.extra} unrelated distributions"] = measure(python, args.runs)
         add_dummy_plugins(env, args.extra)
@@ -163,7 +212,7 @@ def main() -> None:
     print(
         f"{'environment':>36} | {'bare python':>11} | {'import + get_strategy':>21} | "
         f"{'over bare':>9} | {'vs row 1':>9} | {'over bare (CPU)':>15} | {'vs row 1':>9} | "
-        "dummies imported"
+        "extra instructions | dummies imported"
     )
     for key, r in results.items():
         print(
@@ -171,7 +220,12 @@ def main() -> None:
             f"{r['over_bare_ms']:>6.1f} ms | {r['over_bare_ms'] - base['over_bare_ms']:>+6.1f} ms"
             f" | {r['over_bare_cpu_ms']:>12.1f} ms | "
             f"{r['over_bare_cpu_ms'] - base['over_bare_cpu_ms']:>+6.1f} ms | "
-            f"{r['dummies_imported']}"
+            + (
+                f"{r['extra_instructions_m']:>16.0f} M"
+                if r["extra_instructions_m"] is not None
+                else f"{'(no valgrind)':>18}"
+            )
+            + f" | {r['dummies_imported']}"
         )
         assert r["heavy_modules"] == [], r["heavy_modules"]
         assert r["dummies_imported"] == 0, "resolving 'ngram' imported another plugin"

@@ -110,7 +110,7 @@ def test_valid_definition_parses() -> None:
         ({"file_size": "10"}, "'size' must be int"),
         ({"file_parts": []}, "at least one part"),
         ({"part_version": ">=1.0"}, "one exact version"),
-        ({"part_path": "../etc/passwd"}, "must be relative"),
+        ({"part_path": "../etc/passwd"}, "must be a relative path inside the wheel"),
         ({"file_name": "model.bin"}, "exactly one '*.gguf' file"),
         ({"files": []}, "at least one file"),
     ],

@@ -26,10 +26,11 @@ from sage.llm._versions import fast_contains
 from sage.llm.discovery import StrategyEntry
 from sage.llm.errors import (
     AmbiguousStrategyError,
+    EngineConfigError,
     IncompatibleStrategyError,
     InvalidParameterError,
+    SageLLMError,
     StrategyDisabledError,
-    StrategyError,
     StrategyLoadError,
     StrategyNotInstalledError,
     StrategyPluginError,
@@ -329,13 +330,9 @@ def plugin_code(strategy: SpeculativeStrategy | type, hook: str) -> Iterator[Non
     try:
         with stdout_to_stderr():
             yield
-    except (StrategyError, KeyboardInterrupt):
-        raise
+    except (SageLLMError, KeyboardInterrupt):
+        raise  # ours (a parameter error, an engine-config error) or the user's Ctrl-C
     except BaseException as exc:
-        from sage.llm.errors import SageLLMError
-
-        if isinstance(exc, SageLLMError):
-            raise
         cls = strategy if isinstance(strategy, type) else type(strategy)
         entry = _entries_by_class.get(cls)
         name = entry.name if entry else (getattr(cls, "name", None) or cls.__name__)
@@ -356,8 +353,6 @@ def apply_strategy(strategy: SpeculativeStrategy, engine_config: dict[str, Any])
     never the target), and ``speculative_config['method']`` must be one vLLM knows or
     ``custom_class``.
     """
-    from sage.llm.errors import EngineConfigError
-
     model = engine_config.get("model")
     with plugin_code(strategy, "apply"):
         strategy.apply(engine_config)

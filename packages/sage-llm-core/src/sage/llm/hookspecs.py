@@ -96,7 +96,8 @@ class ControlPlaneSpec:
     def on_engine_failed(
         self, manager: Any, engine_id: str, info: dict[str, Any], error: BaseException
     ) -> None:
-        """An engine failed to start or died; its requests were failed with ``error``."""
+        """An engine failed to start or died; called before its queued and running requests
+        are failed with :class:`~sage.llm.control_plane.errors.EngineFailedError`."""
 
     @hookspec
     def on_request_finished(

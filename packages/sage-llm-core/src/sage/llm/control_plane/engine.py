@@ -204,14 +204,14 @@ class ManagedEngine:
             victims = list(self._running) + list(self._queue)
             self._running.clear()
             self._queue.clear()
-        for handle in victims:
-            error = EngineFailedError(f"{message}; request {handle.id} did not complete.")
-            error.__cause__ = exc
-            self._fail(handle, error, "error")
         self.plugins.notify(
             "on_engine_failed", manager=self.manager, engine_id=self.engine_id,
             info=self.info(), error=exc,
         )
+        for handle in victims:
+            error = EngineFailedError(f"{message}; request {handle.id} did not complete.")
+            error.__cause__ = exc
+            self._fail(handle, error, "error")
 
     # -- requests -----------------------------------------------------------------------
 
@@ -230,9 +230,18 @@ class ManagedEngine:
                     f"engine {self.engine_id} is overloaded: {len(self._queue)} requests queued "
                     f"(max_queue={self.max_queue}); retry later or start another engine."
                 )
+            handle.on_cancel = self._on_cancel
             self._queue.append(handle)
             self._cond.notify_all()
         return handle
+
+    def _on_cancel(self, handle: RequestHandle) -> None:
+        with self._cond:
+            queued = handle.started_at is None and handle in self._queue
+            if queued:
+                self._queue.remove(handle)
+        if queued:
+            self._fail(handle, RequestCancelledError(f"request {handle.id} was cancelled."), "cancelled")
 
     def next_request(self, block: bool = True) -> RequestHandle | None:
         with self._cond:
@@ -241,7 +250,7 @@ class ManagedEngine:
                     return None
                 while self._queue:
                     handle = self._queue.popleft()
-                    if handle.done:
+                    if handle.ending:
                         continue  # cancelled (and failed) while queued
                     if handle.expired():
                         self._cond.release()
@@ -269,8 +278,9 @@ class ManagedEngine:
     def complete(self, handle: RequestHandle, completion: Completion, generation_s: float) -> None:
         with self._cond:
             self._running.discard(handle)
-        if not handle.finish(completion):
-            return  # already failed (engine stop, cancel): count it once, as that
+        if not handle.claim():
+            return  # already ended (stopped, timed out): it was counted once, as that
+        # Numbers and observers first, so a caller who has the result sees them counted.
         self.stats.record_completion(
             completion.strategy,
             completion.speculative,
@@ -285,6 +295,7 @@ class ManagedEngine:
             "on_request_finished", manager=self.manager, engine_id=self.engine_id,
             completion=completion, outcome="ok",
         )
+        handle.finish(completion, claimed=True)
 
     def fail_request(self, handle: RequestHandle, error: ControlPlaneError) -> None:
         with self._cond:
@@ -304,12 +315,13 @@ class ManagedEngine:
             self._fail(handle, _queued_timeout(handle), "timeout")
 
     def _fail(self, handle: RequestHandle, error: ControlPlaneError, outcome: str) -> None:
-        if handle.fail(error):
+        if handle.claim():
             self.stats.record_outcome(outcome)
             self.plugins.notify(
                 "on_request_finished", manager=self.manager, engine_id=self.engine_id,
                 completion=None, outcome=outcome,
             )
+            handle.fail(error, claimed=True)
 
     def _stopped_message(self, handle: RequestHandle) -> str:
         return (

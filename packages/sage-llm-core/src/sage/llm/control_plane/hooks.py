@@ -18,7 +18,12 @@ import pluggy
 
 from sage.llm.control_plane.policies import PolicyFactory
 from sage.llm.errors import SageLLMError
-from sage.llm.hookspecs import CONTROL_PLANE_GROUP, PROJECT, ControlPlaneSpec
+from sage.llm.hookspecs import (
+    CONTROL_PLANE_GROUP,
+    CONTROL_PLANE_HOOKS,
+    PROJECT,
+    ControlPlaneSpec,
+)
 
 log = logging.getLogger("sage.llm.control_plane")
 
@@ -27,11 +32,22 @@ class ControlPlanePluginError(SageLLMError):
     """A control-plane plugin could not be loaded or does not match the hook contract."""
 
 
+class _Manager(pluggy.PluginManager):
+    """Methods named after a hook are its implementations, marked with
+    :data:`sage.llm.hookimpl` or not (as for strategies)."""
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        if opts is None and name in CONTROL_PLANE_HOOKS and callable(getattr(plugin, name, None)):
+            return {}
+        return opts
+
+
 class ControlPlanePlugins:
     """The hook relay of one manager."""
 
     def __init__(self, plugins: list[Any], *, load_entry_points: bool = True) -> None:
-        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm = _Manager(PROJECT)
         self.pm.add_hookspecs(ControlPlaneSpec)
         if load_entry_points:
             for ep in entry_points(group=CONTROL_PLANE_GROUP):

@@ -201,15 +201,22 @@ class RequestHandle:
         self._events: list[Event] = []
         self._listeners: list[Listener] = []
         self._cancelled = False
+        self._claimed = False
         self._outcome: Event | None = None
         self.on_cancel: Callable[[RequestHandle], None] | None = None
-        """Set by a batching engine that must abort the request itself."""
+        """Set by the engine that queued the request, to take a cancelled request out of its
+        queue (and count it); a running request is stopped by the engine at its next step."""
 
     # -- caller side --------------------------------------------------------------------
 
     @property
     def done(self) -> bool:
         return self._done.is_set()
+
+    @property
+    def ending(self) -> bool:
+        """True once someone has claimed the right to end the request (or it ended)."""
+        return self._claimed
 
     @property
     def cancelled(self) -> bool:
@@ -221,12 +228,12 @@ class RequestHandle:
         Returns False when it had already finished. A queued request never starts; a running
         one stops at its next step.
         """
-        if self.done:
+        if self._claimed:
             return False
         self._cancelled = True
         if self.on_cancel is not None:
             self.on_cancel(self)
-        if self.started_at is None:
+        elif self.started_at is None:
             self.fail(RequestCancelledError(f"request {self.id} was cancelled."))
         return True
 
@@ -287,27 +294,41 @@ class RequestHandle:
 
     def emit(self, delta: str) -> None:
         """Stream a piece of text (ignored once the request finished)."""
-        if delta and not self.done:
+        if delta and not self._claimed:
             if self.first_text_at is None:
                 self.first_text_at = time.monotonic()
             self._publish(Event(delta=delta))
 
-    def finish(self, completion: Completion) -> bool:
-        """Complete the request; False (and nothing happens) if it had already finished."""
-        return self._publish(Event(completion=completion), final=True)
+    def claim(self) -> bool:
+        """Reserve the right to end this request: True once, False to every later caller.
 
-    def fail(self, error: ControlPlaneError) -> bool:
+        The engine claims, records its numbers, then calls ``finish``/``fail`` with
+        ``claimed=True``, so a caller who receives the outcome also sees it counted.
+        """
+        with self._lock:
+            if self._claimed:
+                return False
+            self._claimed = True
+            return True
+
+    def finish(self, completion: Completion, claimed: bool = False) -> bool:
+        """Complete the request; False (and nothing happens) if it had already finished."""
+        return self._publish(Event(completion=completion), final=True, claimed=claimed)
+
+    def fail(self, error: ControlPlaneError, claimed: bool = False) -> bool:
         """Fail the request; False (and nothing happens) if it had already finished."""
-        return self._publish(Event(error=error), final=True)
+        return self._publish(Event(error=error), final=True, claimed=claimed)
 
     def _subscribe(self, listener: Listener) -> None:
         with self._lock:
             self._listeners.append(listener)
 
-    def _publish(self, event: Event, final: bool = False) -> bool:
+    def _publish(self, event: Event, final: bool = False, claimed: bool = False) -> bool:
         with self._lock:
-            if self._outcome is not None:
+            if self._outcome is not None or (self._claimed and not claimed):
                 return False
+            if final:
+                self._claimed = True
             if final:
                 self._outcome = event
             self._events.append(event)

@@ -43,6 +43,8 @@ def run_server(
 
     try:
         uvicorn.Server(_config(manager, host, port, log_level, **app_kw)).run()
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises Ctrl-C after its graceful shutdown: the normal way to stop
     finally:
         manager.shutdown()
 

@@ -15,7 +15,7 @@ import pytest
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch starts
 
-from sage.llm.control_plane import ControlPlaneManager  # noqa: E402
+from sage.llm.control_plane import ControlPlaneManager
 
 
 @pytest.fixture

@@ -53,7 +53,9 @@ def test_a_plugin_with_a_wrong_signature_is_refused_naming_it() -> None:
 
 def test_a_plugin_that_raises_does_not_break_serving(caplog: pytest.LogCaptureFixture) -> None:
     class Faulty:
-        def on_request_finished(self, manager: Any, engine_id: str, completion: Any, outcome: str) -> None:
+        def on_request_finished(
+            self, manager: Any, engine_id: str, completion: Any, outcome: str
+        ) -> None:
             raise RuntimeError("exporter down")
 
     cp = ControlPlaneManager("never", plugins=[Faulty()], load_entry_points=False)
@@ -85,11 +87,17 @@ def test_prometheus_text_per_manager_registry(cp: ControlPlaneManager) -> None:
     cp.generate(engine_id=eid, prompt="abcd")
     other = ControlPlaneManager("never", load_entry_points=False)
     try:
-        families = {f.name: f for f in parser.text_string_to_metric_families(cp.prometheus_text().decode())}
+        families = {
+            f.name: f for f in parser.text_string_to_metric_families(cp.prometheus_text().decode())
+        }
         assert families["sage_llm_requests"].type == "counter"
         ok = [s for s in families["sage_llm_requests"].samples if s.labels.get("outcome") == "ok"]
-        assert [(s.labels["model"], s.value) for s in ok if s.name.endswith("_total")] == [("alpha", 1.0)]
-        tokens = [s for s in families["sage_llm_generated_tokens"].samples if s.name.endswith("_total")]
+        assert [(s.labels["model"], s.value) for s in ok if s.name.endswith("_total")] == [
+            ("alpha", 1.0)
+        ]
+        tokens = [
+            s for s in families["sage_llm_generated_tokens"].samples if s.name.endswith("_total")
+        ]
         assert [(s.labels["strategy"], s.value) for s in tokens] == [("none", 4.0)]
         assert "alpha" not in other.prometheus_text().decode()  # its own registry
     finally:

@@ -72,7 +72,9 @@ def test_an_engine_that_dies_fails_its_running_and_queued_requests(cp: ControlPl
     failed: list[str] = []
 
     class Observer:
-        def on_engine_failed(self, manager: object, engine_id: str, info: dict, error: BaseException) -> None:
+        def on_engine_failed(
+            self, manager: object, engine_id: str, info: dict, error: BaseException
+        ) -> None:
             failed.append(f"{engine_id}: {error}")
 
     cp.plugins.register(Observer())

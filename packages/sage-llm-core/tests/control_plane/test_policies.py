@@ -16,18 +16,22 @@ from sage.llm.control_plane import (
 )
 from sage.llm.control_plane.policies import make_policy
 from sage.llm.metrics import SpecDecodeMetrics
-from sage.llm.testing.control_plane import ScriptedBackend
+from sage.llm.testing.control_plane import ScriptedBackend, ScriptedStrategy
 
 SINGLE = Capabilities(batching=False, switch_per_request=True, switch_k_per_request=True)
 BATCHING = Capabilities(batching=True, switch_per_request=False, switch_k_per_request=False)
 
 
-def view(caps: Capabilities = SINGLE, queue: int = 0, running: int = 1, strategy: bool = True) -> LoadView:
+def view(
+    caps: Capabilities = SINGLE, queue: int = 0, running: int = 1, strategy: bool = True
+) -> LoadView:
     return LoadView("e", "test", caps, strategy, queue, running)
 
 
 def finished(speculative: bool, tokens_per_s: float) -> Completion:
-    metrics = SpecDecodeMetrics(num_generated_tokens=11, wall_time_s=10 / tokens_per_s + 1.0, prefill_time_s=1.0)
+    metrics = SpecDecodeMetrics(
+        num_generated_tokens=11, wall_time_s=10 / tokens_per_s + 1.0, prefill_time_s=1.0
+    )
     return Completion("r", "e", "m", "", [0] * 11, 1, "length", speculative, "x", metrics)
 
 
@@ -90,9 +94,11 @@ def test_a_plugin_policy_is_used_by_name_and_its_decisions_are_observed() -> Non
         def on_policy_decision(self, manager: object, engine_id: str, decision: Decision) -> None:
             decisions.append(decision)
 
-    cp = ControlPlaneManager("even-off", plugins=[PolicyPlugin, Observer()], load_entry_points=False)
+    cp = ControlPlaneManager(
+        "even-off", plugins=[PolicyPlugin, Observer()], load_entry_points=False
+    )
     try:
-        eid = cp.start_engine("m", "ngram", engine=ScriptedBackend)
+        eid = cp.start_engine("m", ScriptedStrategy(), engine=ScriptedBackend)
         done = cp.generate(engine_id=eid, prompt="abc")
         assert done.speculative is False
         assert [d.reason for d in decisions] == ["test policy"]

@@ -101,7 +101,8 @@ def test_streaming_from_threads_and_from_asyncio(cp: ControlPlaneManager) -> Non
     handle = cp.submit(engine_id=eid, prompt="stream me")
     events = list(handle.events(timeout=5))
     assert "".join(e.delta for e in events) == "em maerts"
-    assert events[-1].completion is not None and events[-1].completion.text == "em maerts"
+    assert events[-1].completion is not None
+    assert events[-1].completion.text == "em maerts"
 
     async def collect() -> str:
         h = cp.submit(engine_id=eid, prompt="async")

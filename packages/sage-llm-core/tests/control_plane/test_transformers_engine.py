@@ -45,7 +45,9 @@ def test_every_policy_gives_plain_greedy_output_under_concurrency(
         eid = cp.start_engine(str(tiny_dir), "ngram:n=2,num_speculative_tokens=3")
         work = PROMPTS * 3
         with ThreadPoolExecutor(4) as pool:
-            done = list(pool.map(lambda p: cp.generate(engine_id=eid, prompt=p, max_tokens=24), work))
+            done = list(
+                pool.map(lambda p: cp.generate(engine_id=eid, prompt=p, max_tokens=24), work)
+            )
         assert [c.token_ids for c in done] == [plain_greedy[p] for p in work]
         modes = {c.speculative for c in done}
         assert modes == {"always": {True}, "never": {False}, "adaptive": {True, False}}[policy]
@@ -57,7 +59,9 @@ def test_every_policy_gives_plain_greedy_output_under_concurrency(
         cp.shutdown()
 
 
-def test_an_unknown_strategy_is_refused_before_loading(cp: ControlPlaneManager, tiny_dir: Path) -> None:
+def test_an_unknown_strategy_is_refused_before_loading(
+    cp: ControlPlaneManager, tiny_dir: Path
+) -> None:
     with pytest.raises(UnknownStrategyError, match="ngarm"):
         cp.start_engine(str(tiny_dir), "ngarm")
     assert cp.list_engines() == []

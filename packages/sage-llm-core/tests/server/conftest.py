@@ -29,12 +29,6 @@ def pytest_report_header() -> str | None:
     return None
 
 
-def openai_client(url: str) -> Any:
-    import openai
-
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0, timeout=60)
-
-
 @pytest.fixture(scope="session")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")

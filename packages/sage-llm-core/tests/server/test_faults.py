@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from serve_helpers import openai_client
 
-from conftest import openai_client
 from sage.llm.control_plane import ControlPlaneManager
 from sage.llm.server import ServerThread
 from sage.llm.testing.control_plane import ScriptedBackend
@@ -43,13 +43,16 @@ def outcomes(cp: ControlPlaneManager, eid: str) -> dict[str, int]:
 def test_full_queue_is_a_429_overloaded(served: tuple[ControlPlaneManager, Any]) -> None:
     cp, server = served
     gate, started = threading.Event(), threading.Event()
-    eid = cp.start_engine("m", engine=ScriptedBackend, served_model_name="s", max_queue=1, gate=gate, started=started)
+    eid = cp.start_engine(
+        "m", engine=ScriptedBackend, served_model_name="s", max_queue=1, gate=gate, started=started
+    )
     running = cp.submit(engine_id=eid, prompt="one")
     assert started.wait(5)
     queued = cp.submit(engine_id=eid, prompt="two")
     with pytest.raises(openai.RateLimitError) as info:
         openai_client(server.url).completions.create(model="s", prompt="three", max_tokens=3)
-    assert isinstance(info.value.body, dict) and info.value.body["code"] == "overloaded"
+    assert isinstance(info.value.body, dict)
+    assert info.value.body["code"] == "overloaded"
     gate.set()
     assert (running.result(5).text, queued.result(5).text) == ("eno", "owt")
     assert outcomes(cp, eid)["rejected"] == 1
@@ -76,11 +79,16 @@ def test_an_engine_dying_mid_stream_ends_the_stream_with_an_error(
 ) -> None:
     cp, server = served
     eid = cp.start_engine("m", engine=ScriptedBackend, served_model_name="s", die_after_tokens=5)
-    stream = openai_client(server.url).completions.create(model="s", prompt="abcdefghij", max_tokens=10, stream=True)
-    received = []
+    stream = openai_client(server.url).completions.create(
+        model="s", prompt="abcdefghij", max_tokens=10, stream=True
+    )
+    received: list[str] = []
+
+    def read_all() -> None:
+        received.extend(chunk.choices[0].text for chunk in stream)
+
     with pytest.raises(openai.APIError, match="died after 5 tokens"):
-        for chunk in stream:
-            received.append(chunk.choices[0].text)
+        read_all()
     assert "".join(received) == "jihgf"
     assert cp.engine_info(eid)["state"] == "failed"
     with pytest.raises(openai.APIStatusError) as info:
@@ -91,7 +99,9 @@ def test_an_engine_dying_mid_stream_ends_the_stream_with_an_error(
 def test_stop_without_drain_while_requests_run(served: tuple[ControlPlaneManager, Any]) -> None:
     cp, server = served
     started = threading.Event()
-    eid = cp.start_engine("m", engine=ScriptedBackend, served_model_name="s", gate=threading.Event(), started=started)
+    eid = cp.start_engine(
+        "m", engine=ScriptedBackend, served_model_name="s", gate=threading.Event(), started=started
+    )
     client = openai_client(server.url)
     errors: list[int] = []
 

@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 from click.testing import CliRunner
+from serve_helpers import openai_client
 
-from conftest import openai_client
 from sage.llm.cli.main import cli
 
 PROMPT = "abc abc abc abc"
@@ -36,7 +36,8 @@ def test_completion_is_plain_greedy_streamed_or_not(tiny_server: Any, tiny_dir: 
     expected = cli_generate(tiny_dir, "--no-chat")
     done = client.completions.create(model="tiny", prompt=PROMPT, max_tokens=20, temperature=0)
     assert done.choices[0].text == expected["text"]
-    assert done.usage is not None and done.usage.completion_tokens == len(expected["token_ids"])
+    assert done.usage is not None
+    assert done.usage.completion_tokens == len(expected["token_ids"])
     assert done.choices[0].finish_reason == "length"
     stream = client.completions.create(
         model="tiny", prompt=PROMPT, max_tokens=20, temperature=0, stream=True
@@ -48,12 +49,19 @@ def test_chat_is_plain_greedy_streamed_or_not(tiny_server: Any, tiny_dir: Path) 
     client = openai_client(tiny_server.url)
     expected = cli_generate(tiny_dir)  # generate applies the chat template by default
     done = client.chat.completions.create(
-        model="tiny", messages=MESSAGES, max_tokens=20, temperature=0  # type: ignore[arg-type]
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=20,
+        temperature=0,  # type: ignore[arg-type]
     )
     assert done.choices[0].message.content == expected["text"]
     assert done.choices[0].message.role == "assistant"
     stream = client.chat.completions.create(
-        model="tiny", messages=MESSAGES, max_tokens=20, temperature=0, stream=True,  # type: ignore[arg-type]
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=20,
+        temperature=0,
+        stream=True,  # type: ignore[arg-type]
         stream_options={"include_usage": True},
     )
     chunks = list(stream)
@@ -114,7 +122,12 @@ def test_unknown_model_is_a_404(tiny_server: Any) -> None:
         ("POST", "/v1/completions", b"{not json", 400),
         ("POST", "/v1/completions", b"[1, 2]", 400),
         ("POST", "/v1/chat/completions", b'{"model": "tiny"}', 400),
-        ("POST", "/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x"}], "tools": [{}]}', 400),
+        (
+            "POST",
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": "x"}], "tools": [{}]}',
+            400,
+        ),
         ("GET", "/v1/completions", b"", 405),
         ("GET", "/v1/nothing", b"", 404),
         ("GET", "/v1/engines/nope", b"", 404),
@@ -126,7 +139,8 @@ def test_malformed_requests_get_error_json_not_a_traceback(
     response = httpx.request(method, tiny_server.url + path, content=content)
     assert response.status_code == status
     error = response.json()["error"]
-    assert error["message"] and error["type"]
+    assert error["message"]
+    assert error["type"]
     assert "Traceback" not in response.text
 
 
@@ -151,7 +165,10 @@ def test_engine_management_routes(tiny_server: Any, tiny_dir: Path) -> None:
     )
     assert started.status_code == 201, started.text
     eid = started.json()["engine_id"]
-    assert {e["engine_id"] for e in httpx.get(url + "/v1/engines").json()["data"]} >= {"tiny-1", eid}
+    assert {e["engine_id"] for e in httpx.get(url + "/v1/engines").json()["data"]} >= {
+        "tiny-1",
+        eid,
+    }
     out = openai_client(url).completions.create(model="tiny-b", prompt="ab", max_tokens=3)
     assert out.sage_llm["engine_id"] == eid  # type: ignore[attr-defined]
     stopped = httpx.post(url + f"/v1/engines/{eid}/stop", json={"drain": True}, timeout=60)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
+from serve_helpers import openai_client
 
-from conftest import openai_client
 from sage.llm.cli.main import cli
 
 PROMPT = "hello hello hello"
@@ -29,9 +29,20 @@ def free_port() -> int:
 def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
     port = free_port()
     command = [
-        sys.executable, "-m", "sage.llm", "serve", "--model", str(tiny_dir),
-        "--strategy", "ngram:n=2", "--policy", "adaptive", "--port", str(port),
-        "--status-interval", "0.5",
+        sys.executable,
+        "-m",
+        "sage.llm",
+        "serve",
+        "--model",
+        str(tiny_dir),
+        "--strategy",
+        "ngram:n=2",
+        "--policy",
+        "adaptive",
+        "--port",
+        str(port),
+        "--status-interval",
+        "0.5",
     ]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -47,10 +58,23 @@ def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
             assert time.monotonic() < deadline, "sage-llm serve did not come up"
             time.sleep(0.2)
         client = openai_client(url)
-        got = client.completions.create(model=str(tiny_dir), prompt=PROMPT, max_tokens=16, temperature=0)
+        got = client.completions.create(
+            model=str(tiny_dir), prompt=PROMPT, max_tokens=16, temperature=0
+        )
         ran = CliRunner().invoke(
-            cli, ["generate", PROMPT, "--model", str(tiny_dir), "--strategy", "none",
-                  "--no-chat", "--max-tokens", "16", "--json"],
+            cli,
+            [
+                "generate",
+                PROMPT,
+                "--model",
+                str(tiny_dir),
+                "--strategy",
+                "none",
+                "--no-chat",
+                "--max-tokens",
+                "16",
+                "--json",
+            ],
         )
         assert got.choices[0].text == json.loads(ran.stdout)["text"]
         time.sleep(1.0)  # one status log line

@@ -137,7 +137,7 @@ class ManagedEngine:
                 decision = self.policy.decide(self._view(0))
                 backend = self._factory(decision.speculate)
                 backend.load()
-            except BaseException as exc:  # noqa: BLE001 - reported to the caller, not lost
+            except BaseException as exc:
                 self._on_failure(exc, during_start=True)
                 if backend is not None:
                     _close(backend)
@@ -157,12 +157,14 @@ class ManagedEngine:
                     self.error = None
             self._loaded.set()
             self.plugins.notify(
-                "on_engine_started", manager=self.manager, engine_id=self.engine_id,
+                "on_engine_started",
+                manager=self.manager,
+                engine_id=self.engine_id,
                 info=self.info(),
             )
             try:
                 backend.run(self)
-            except BaseException as exc:  # noqa: BLE001 - the engine died
+            except BaseException as exc:
                 _close(backend)
                 self.backend = None
                 self._on_failure(exc, during_start=False)
@@ -174,7 +176,9 @@ class ManagedEngine:
                 self.backend = None
                 self.state = EngineState.STOPPED
             self.plugins.notify(
-                "on_engine_stopped", manager=self.manager, engine_id=self.engine_id,
+                "on_engine_stopped",
+                manager=self.manager,
+                engine_id=self.engine_id,
                 info=self.info(),
             )
             return
@@ -205,8 +209,11 @@ class ManagedEngine:
             self._running.clear()
             self._queue.clear()
         self.plugins.notify(
-            "on_engine_failed", manager=self.manager, engine_id=self.engine_id,
-            info=self.info(), error=exc,
+            "on_engine_failed",
+            manager=self.manager,
+            engine_id=self.engine_id,
+            info=self.info(),
+            error=exc,
         )
         for handle in victims:
             error = EngineFailedError(f"{message}; request {handle.id} did not complete.")
@@ -241,7 +248,9 @@ class ManagedEngine:
             if queued:
                 self._queue.remove(handle)
         if queued:
-            self._fail(handle, RequestCancelledError(f"request {handle.id} was cancelled."), "cancelled")
+            self._fail(
+                handle, RequestCancelledError(f"request {handle.id} was cancelled."), "cancelled"
+            )
 
     def next_request(self, block: bool = True) -> RequestHandle | None:
         with self._cond:
@@ -270,7 +279,9 @@ class ManagedEngine:
         decision = self.policy.decide(self._view(running))
         self.last_decision = decision
         self.plugins.notify(
-            "on_policy_decision", manager=self.manager, engine_id=self.engine_id,
+            "on_policy_decision",
+            manager=self.manager,
+            engine_id=self.engine_id,
             decision=decision,
         )
         return decision
@@ -292,8 +303,11 @@ class ManagedEngine:
         )
         self.policy.observe(self.engine_id, completion)
         self.plugins.notify(
-            "on_request_finished", manager=self.manager, engine_id=self.engine_id,
-            completion=completion, outcome="ok",
+            "on_request_finished",
+            manager=self.manager,
+            engine_id=self.engine_id,
+            completion=completion,
+            outcome="ok",
         )
         handle.finish(completion, claimed=True)
 
@@ -318,8 +332,11 @@ class ManagedEngine:
         if handle.claim():
             self.stats.record_outcome(outcome)
             self.plugins.notify(
-                "on_request_finished", manager=self.manager, engine_id=self.engine_id,
-                completion=None, outcome=outcome,
+                "on_request_finished",
+                manager=self.manager,
+                engine_id=self.engine_id,
+                completion=None,
+                outcome=outcome,
             )
             handle.fail(error, claimed=True)
 

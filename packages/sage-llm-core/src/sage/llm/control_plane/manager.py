@@ -190,7 +190,9 @@ class ControlPlaneManager:
         managed.start(wait=wait)
         return eid
 
-    def stop_engine(self, engine_id: str, *, drain: bool = True, timeout: float | None = None) -> None:
+    def stop_engine(
+        self, engine_id: str, *, drain: bool = True, timeout: float | None = None
+    ) -> None:
         """Stop an engine: finish its requests (``drain``) or fail them, then free its model."""
         self._engine(engine_id).stop(drain=drain, timeout=timeout)
 
@@ -241,9 +243,7 @@ class ControlPlaneManager:
         ]
         if not candidates:
             served = ", ".join(sorted({e.model_name for e in self._snapshot()})) or "none"
-            raise EngineNotFoundError(
-                f"no engine serves model {model!r}; served models: {served}."
-            )
+            raise EngineNotFoundError(f"no engine serves model {model!r}; served models: {served}.")
         ready = [e for e in candidates if e.state is EngineState.READY]
         if not ready:
             states = ", ".join(f"{e.engine_id} {e.state.value}" for e in candidates)

@@ -74,7 +74,9 @@ class _Collector:
         for engine in self.manager.engines().values():
             labels = [engine.engine_id, engine.model_name]
             snap = engine.stats.snapshot()
-            state.add_metric([*labels, engine.state.value], 1.0 if engine.state.value == "ready" else 0.0)
+            state.add_metric(
+                [*labels, engine.state.value], 1.0 if engine.state.value == "ready" else 0.0
+            )
             queue.add_metric(labels, engine.queue_depth)
             running.add_metric(labels, engine.running)
             for outcome, count in snap["requests"].items():
@@ -98,6 +100,20 @@ class _Collector:
                     if value is not None:
                         latency.add_metric([*labels, kind.removesuffix("_s"), str(q)], value)
         yield from (
-            state, queue, running, outcomes, spec_on, restarts, requests, tokens, busy,
-            drafts, draft_tokens, accepted, rate, acceptance, mean_len, latency,
+            state,
+            queue,
+            running,
+            outcomes,
+            spec_on,
+            restarts,
+            requests,
+            tokens,
+            busy,
+            drafts,
+            draft_tokens,
+            accepted,
+            rate,
+            acceptance,
+            mean_len,
+            latency,
         )

@@ -13,6 +13,7 @@ Handles are thread-safe. Workers (threads) feed them; callers read them from thr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -85,10 +86,8 @@ class GenerationRequest:
 
 
 def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event], event: Event) -> None:
-    try:
+    with contextlib.suppress(RuntimeError):  # a closed loop: its reader is gone
         loop.call_soon_threadsafe(queue.put_nowait, event)
-    except RuntimeError:  # the loop closed: its reader is gone, nothing to deliver
-        pass
 
 
 def _check_messages(messages: Sequence[Any]) -> None:
@@ -186,9 +185,7 @@ Listener = Callable[[Event], None]
 class RequestHandle:
     """A submitted request: wait for it, stream it, or cancel it."""
 
-    def __init__(
-        self, request: GenerationRequest, engine_id: str, timeout_s: float | None
-    ) -> None:
+    def __init__(self, request: GenerationRequest, engine_id: str, timeout_s: float | None) -> None:
         self.id = f"req-{next(_ids)}"
         self.request = request
         self.engine_id = engine_id

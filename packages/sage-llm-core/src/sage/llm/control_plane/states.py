@@ -46,9 +46,7 @@ class RestartPolicy:
 
     def __post_init__(self) -> None:
         if self.mode not in ("never", "on-failure"):
-            raise ValueError(
-                f"restart policy must be 'never' or 'on-failure', got {self.mode!r}."
-            )
+            raise ValueError(f"restart policy must be 'never' or 'on-failure', got {self.mode!r}.")
         if self.max_restarts < 0:
             raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}.")
 

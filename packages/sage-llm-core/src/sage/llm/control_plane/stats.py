@@ -8,6 +8,7 @@ memory stays bounded however long the server runs.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -26,7 +27,7 @@ def percentile(samples: list[float], q: float) -> float | None:
     if not samples:
         return None
     ordered = sorted(samples)
-    rank = max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))
+    rank = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
     return ordered[rank]
 
 

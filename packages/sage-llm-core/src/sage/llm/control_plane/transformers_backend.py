@@ -77,16 +77,17 @@ class TransformersBackend(EngineBackend):
             self.serve_one(ctx, handle, ctx.decide(running=1))
 
     def strategy_for(self, decision: Decision) -> SpeculativeStrategy | None:
+        """The strategy to run under ``decision`` (with its k when the policy sets one)."""
         if not decision.speculate or self.strategy is None:
             return None
         k = decision.num_speculative_tokens
-        names = {f.name for f in dataclasses.fields(self.strategy)} if _is_dc(self.strategy) else ()
-        if k is not None and "num_speculative_tokens" in names:
-            changed: SpeculativeStrategy = dataclasses.replace(
-                self.strategy,  # type: ignore[type-var]
-                num_speculative_tokens=k,
-            )
-            return changed
+        strategy: Any = self.strategy
+        if k is not None and _is_dc(strategy):
+            if "num_speculative_tokens" in {f.name for f in dataclasses.fields(strategy)}:
+                changed: SpeculativeStrategy = dataclasses.replace(
+                    strategy, num_speculative_tokens=k
+                )
+                return changed
         return self.strategy
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:

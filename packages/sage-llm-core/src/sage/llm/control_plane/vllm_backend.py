@@ -55,15 +55,17 @@ def working_memory_defaults(engine_args: dict[str, Any]) -> dict[str, Any]:
     """
     if any(k in engine_args for k in ("kv_cache_memory_bytes", "gpu_memory_utilization")):
         return engine_args
-    try:
-        import torch
-
-        on_gpu = bool(torch.cuda.is_available())
-    except ImportError:
-        on_gpu = False
-    if not on_gpu:
+    if not _on_gpu():
         engine_args = {**engine_args, "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}
     return engine_args
+
+
+def _on_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 @dataclass
@@ -85,12 +87,16 @@ class VLLMBackend(EngineBackend):
     )
     max_batch_for_speculation: int | None = None
 
-    def load(self) -> None:
+    def engine_args(self) -> dict[str, Any]:
+        """The exact ``vllm.LLM`` arguments: options passed through, the strategy's part, the
+        CPU memory defaults and, under ``adaptive``, vLLM's own batch-size switch. Resolves
+        the model and runs the project's checks; starts nothing."""
         from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
 
         config_kw = {k: v for k, v in self.options.items() if k in CONFIG_FIELDS}
         engine_args = {k: v for k, v in self.options.items() if k not in CONFIG_FIELDS}
         strategy = self.strategy if self.speculate_at_start else None
+        self._strategy_label = strategy.to_string() if strategy is not None else "none"
         config = VLLMServiceConfig(
             model_id=self.model_id,
             speculative_strategy=strategy,
@@ -103,13 +109,16 @@ class VLLMBackend(EngineBackend):
         if spec is not None and self.max_batch_for_speculation and _has_batch_switch():
             spec.setdefault("disable_by_batch_size", self.max_batch_for_speculation)
         self.service.engine_args = args
+        return args
+
+    def load(self) -> None:
+        args = self.engine_args()
         from vllm import LLM
 
-        self.service._llm = LLM(**args)  # the args we checked, with the load switch added
+        self.service._llm = LLM(**args)  # the checked arguments, with the load switch added
         self.llm = self.service.llm
         self.engine = self.llm.llm_engine
         self.tokenizer = self.llm.get_tokenizer()
-        self._strategy_label = strategy.to_string() if strategy is not None else "none"
 
     def close(self) -> None:
         service = getattr(self, "service", None)
@@ -146,6 +155,7 @@ class VLLMBackend(EngineBackend):
         from sage.llm.engines.vllm.metrics import snapshot, spec_decode_delta
 
         live: dict[str, _Live] = {}
+        batch = 0
         counters = snapshot(self.llm.get_metrics())
         while True:
             handle = ctx.next_request(block=not live)
@@ -160,15 +170,17 @@ class VLLMBackend(EngineBackend):
                 handle = ctx.next_request(block=False)
             if not live:
                 return  # next_request returned None with nothing running: stopping
-            for rid, item in list(live.items()):
-                error = ctx.interrupted(item.handle)
+            for rid, running in list(live.items()):
+                error = ctx.interrupted(running.handle)
                 if error is not None:
                     self.engine.abort_request([rid])
                     del live[rid]
-                    ctx.fail_request(item.handle, error)
+                    ctx.fail_request(running.handle, error)
             if not live:
                 continue
-            ctx.decide(running=len(live))  # recorded for observers; vLLM applies its own switch
+            if len(live) != batch:  # recorded for observers; vLLM applies its own switch
+                batch = len(live)
+                ctx.decide(running=batch)
             finished: list[tuple[_Live, Any]] = []
             for output in self.engine.step():
                 item = live.get(output.request_id)
@@ -183,12 +195,16 @@ class VLLMBackend(EngineBackend):
                     finished.append((item, output))
             if finished:
                 now_counters = snapshot(self.llm.get_metrics())
-                shared = spec_decode_delta(counters, now_counters, num_generated_tokens=0, wall_time_s=0)
+                shared = spec_decode_delta(
+                    counters, now_counters, num_generated_tokens=0, wall_time_s=0
+                )
                 counters = now_counters
                 for i, (item, output) in enumerate(finished):
                     self._complete(ctx, item, output, shared if i == 0 else SpecDecodeMetrics())
 
-    def _complete(self, ctx: WorkerContext, item: _Live, output: Any, spec: SpecDecodeMetrics) -> None:
+    def _complete(
+        self, ctx: WorkerContext, item: _Live, output: Any, spec: SpecDecodeMetrics
+    ) -> None:
         now = time.monotonic()
         handle = item.handle
         spec.num_generated_tokens = len(item.token_ids)

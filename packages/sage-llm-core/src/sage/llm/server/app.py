@@ -88,7 +88,9 @@ def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -
         body = await _json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise InvalidRequestError("body must be an object with a model name.", "model")
-        unknown = sorted(set(body) - {"model", "strategy", "engine", "served_model_name", "options"})
+        unknown = sorted(
+            set(body) - {"model", "strategy", "engine", "served_model_name", "options"}
+        )
         if unknown:
             raise InvalidRequestError(f"unsupported field(s): {', '.join(unknown)}.", unknown[0])
         options = body.get("options") or {}
@@ -134,7 +136,7 @@ def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -
         HTTPException: _http_error,
         Exception: _unexpected_error,
     }
-    return Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
+    return Starlette(routes=routes, exception_handlers=handlers)
 
 
 async def _json(request: Request, optional: bool = False) -> Any:
@@ -164,7 +166,15 @@ async def _sse(
                 break
             if event.completion is not None:
                 finished = event.completion
-                yield _data(protocol.chunk(parsed, rid, model, finish_reason=finished.finish_reason, text=None if parsed.chat else ""))
+                yield _data(
+                    protocol.chunk(
+                        parsed,
+                        rid,
+                        model,
+                        finish_reason=finished.finish_reason,
+                        text=None if parsed.chat else "",
+                    )
+                )
                 if parsed.include_usage:
                     yield _data(protocol.usage_chunk(parsed, rid, finished))
                 break

@@ -62,9 +62,7 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
     allowed = CHAT_FIELDS if chat else COMPLETION_FIELDS
     unknown = sorted(set(body) - allowed)
     if unknown:
-        raise InvalidRequestError(
-            f"unsupported field(s): {', '.join(unknown)}.", unknown[0]
-        )
+        raise InvalidRequestError(f"unsupported field(s): {', '.join(unknown)}.", unknown[0])
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise InvalidRequestError("model must be a string.", "model")
@@ -100,7 +98,9 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
             raise InvalidRequestError("tools are not supported by this server.", "tools")
         fmt = body.get("response_format")
         if fmt is not None and (not isinstance(fmt, Mapping) or fmt.get("type") != "text"):
-            raise InvalidRequestError("only response_format {'type': 'text'} is supported.", "response_format")
+            raise InvalidRequestError(
+                "only response_format {'type': 'text'} is supported.", "response_format"
+            )
         limit = body.get("max_completion_tokens", body.get("max_tokens"))
         fields["max_tokens"] = _or(limit, default_max_tokens)
         fields["messages"] = body.get("messages")
@@ -163,7 +163,11 @@ def extension(completion: Completion) -> dict[str, Any]:
 
 
 def response(parsed: ParsedRequest, rid: str, completion: Completion) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": 0, "finish_reason": completion.finish_reason, "logprobs": None}
+    choice: dict[str, Any] = {
+        "index": 0,
+        "finish_reason": completion.finish_reason,
+        "logprobs": None,
+    }
     if parsed.chat:
         choice["message"] = {"role": "assistant", "content": completion.text}
     else:
@@ -229,7 +233,9 @@ ERROR_TYPES = {
 }
 
 
-def error_body(message: str, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, status: int, code: str | None, param: str | None = None
+) -> dict[str, Any]:
     """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
     return {
         "error": {

@@ -16,7 +16,9 @@ from sage.llm.control_plane.manager import ControlPlaneManager
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
-def _config(manager: ControlPlaneManager, host: str, port: int, log_level: str, **app_kw: Any) -> Any:
+def _config(
+    manager: ControlPlaneManager, host: str, port: int, log_level: str, **app_kw: Any
+) -> Any:
     import uvicorn
 
     from sage.llm.server.app import create_app

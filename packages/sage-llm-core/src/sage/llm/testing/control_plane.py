@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from sage.llm.control_plane.backend import EngineBackend, Interrupted, WorkerContext
@@ -21,6 +22,18 @@ from sage.llm.control_plane.errors import InvalidRequestError
 from sage.llm.control_plane.requests import Completion, RequestHandle
 from sage.llm.control_plane.states import Capabilities
 from sage.llm.metrics import SpecDecodeMetrics
+from sage.llm.strategy import SpeculativeStrategy
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScriptedStrategy(SpeculativeStrategy):
+    """A strategy object for control-plane tests: needs no installed strategy plugin."""
+
+    name: ClassVar[str] = "scripted"
+
+    def apply(self, engine_config: dict[str, Any]) -> None:
+        self.speculative_config(engine_config).update(method="ngram", num_speculative_tokens=2)
+
 
 OPTIONS = ("delay_s", "gate", "fail_load", "die_after_tokens", "started")
 

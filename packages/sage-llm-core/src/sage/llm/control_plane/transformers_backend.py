@@ -82,12 +82,10 @@ class TransformersBackend(EngineBackend):
             return None
         k = decision.num_speculative_tokens
         strategy: Any = self.strategy
-        if k is not None and _is_dc(strategy):
-            if "num_speculative_tokens" in {f.name for f in dataclasses.fields(strategy)}:
-                changed: SpeculativeStrategy = dataclasses.replace(
-                    strategy, num_speculative_tokens=k
-                )
-                return changed
+        names = {f.name for f in dataclasses.fields(strategy)} if _is_dc(strategy) else set()
+        if k is not None and "num_speculative_tokens" in names:
+            changed: SpeculativeStrategy = dataclasses.replace(strategy, num_speculative_tokens=k)
+            return changed
         return self.strategy
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:

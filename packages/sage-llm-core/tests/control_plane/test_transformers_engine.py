@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ def test_a_model_that_dies_mid_request_fails_it_and_the_queue(tiny_dir: Path) ->
             forward = engine.model.forward
             calls = {"n": 0}
 
+            @functools.wraps(forward)  # keeps the signature the engine inspects
             def broken(*args: Any, **kwargs: Any) -> Any:
                 calls["n"] += 1
                 if calls["n"] > 6:
@@ -94,5 +96,33 @@ def test_a_model_that_dies_mid_request_fails_it_and_the_queue(tiny_dir: Path) ->
             with pytest.raises(EngineFailedError, match="device lost"):
                 handle.result(30)
         assert cp.engine_info(eid)["state"] == "failed"
+    finally:
+        cp.shutdown()
+
+
+def test_a_policy_can_change_k_per_request_without_changing_tokens(
+    tiny_dir: Path, plain_greedy: dict[str, list[int]]
+) -> None:
+    from sage.llm.control_plane import Decision, LoadView, SchedulingPolicy
+
+    class AlternatingK(SchedulingPolicy):
+        name = "alternating-k"
+
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def decide(self, view: LoadView) -> Decision:
+            self.calls += 1
+            return Decision(True, "test", num_speculative_tokens=1 + self.calls % 2 * 2)
+
+    cp = ControlPlaneManager(AlternatingK(), load_entry_points=False)
+    try:
+        eid = cp.start_engine(str(tiny_dir), "ngram:n=2")
+        done = [cp.generate(engine_id=eid, prompt=p, max_tokens=24) for p in PROMPTS]
+        assert [c.token_ids for c in done] == [plain_greedy[p] for p in PROMPTS]
+        assert {c.strategy for c in done} == {
+            "ngram:n=2,num_speculative_tokens=1",
+            "ngram:n=2,num_speculative_tokens=3",
+        }
     finally:
         cp.shutdown()

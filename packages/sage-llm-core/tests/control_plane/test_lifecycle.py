@@ -130,3 +130,9 @@ def test_stop_without_drain_fails_running_and_queued_once_each(cp: ControlPlaneM
         finals = [e for e in handle.events(timeout=1) if e.final]
         assert len(finals) == 1
     assert cp.engine_info(eid)["metrics"]["requests"]["error"] == 4
+
+
+@pytest.mark.parametrize("value", ["sometimes", "on-failure:x", "on-failure:-1"])
+def test_a_bad_restart_policy_is_refused(value: str) -> None:
+    with pytest.raises(InvalidRequestError, match="restart policy|max_restarts"):
+        ControlPlaneManager(restart_policy=value, load_entry_points=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from sage.llm.control_plane.errors import InvalidRequestError
+
 
 class EngineState(str, enum.Enum):
     """``starting`` -> ``ready`` -> ``draining`` -> ``stopped``; ``failed`` from any of them.
@@ -46,9 +48,15 @@ class RestartPolicy:
 
     def __post_init__(self) -> None:
         if self.mode not in ("never", "on-failure"):
-            raise ValueError(f"restart policy must be 'never' or 'on-failure', got {self.mode!r}.")
+            raise InvalidRequestError(
+                f"restart policy must be 'never', 'on-failure' or 'on-failure:N', got "
+                f"{self.mode!r}.",
+                "restart_policy",
+            )
         if self.max_restarts < 0:
-            raise ValueError(f"max_restarts must be >= 0, got {self.max_restarts}.")
+            raise InvalidRequestError(
+                f"max_restarts must be >= 0, got {self.max_restarts}.", "restart_policy"
+            )
 
     @classmethod
     def parse(cls, value: RestartPolicy | str | None) -> RestartPolicy:
@@ -57,4 +65,9 @@ class RestartPolicy:
         if value is None:
             return cls()
         mode, _, count = value.partition(":")
+        if count and not count.lstrip("-").isdigit():
+            raise InvalidRequestError(
+                f"restart policy {value!r}: the count after ':' must be a number ('on-failure:3').",
+                "restart_policy",
+            )
         return cls(mode, int(count)) if count else cls(mode)

@@ -134,5 +134,5 @@ def test_stop_without_drain_fails_running_and_queued_once_each(cp: ControlPlaneM
 
 @pytest.mark.parametrize("value", ["sometimes", "on-failure:x", "on-failure:-1"])
 def test_a_bad_restart_policy_is_refused(value: str) -> None:
-    with pytest.raises(InvalidRequestError, match="restart policy|max_restarts"):
+    with pytest.raises(InvalidRequestError, match=r"restart policy|max_restarts"):
         ControlPlaneManager(restart_policy=value, load_entry_points=False)

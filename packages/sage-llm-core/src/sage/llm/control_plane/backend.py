@@ -1,0 +1,105 @@
+"""The contract between the control plane and an engine kind, and the single-stream loop.
+
+A backend owns the model; the control plane owns queues, states, policies and metrics and
+talks to it only through :class:`WorkerContext`. That split keeps the control plane free of
+model state (several control-plane processes can front the same kind of engines behind a
+load balancer) and makes a new engine kind one class: ``load``, ``run``, ``close``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from sage.llm.control_plane.errors import (
+    ControlPlaneError,
+    EngineStoppedError,
+    RequestCancelledError,
+    RequestTimeoutError,
+)
+from sage.llm.control_plane.states import Capabilities
+
+if TYPE_CHECKING:
+    from sage.llm.control_plane.policies import Decision
+    from sage.llm.control_plane.requests import Completion, RequestHandle
+    from sage.llm.strategy import SpeculativeStrategy
+
+
+class WorkerContext(Protocol):
+    """What the managed engine offers its backend's worker loop."""
+
+    engine_id: str
+    model_name: str
+
+    def next_request(self, block: bool = True) -> RequestHandle | None:
+        """The next live request (now running), or None: nothing queued (``block=False``),
+        or the engine is stopping and has nothing left to serve."""
+
+    def decide(self, running: int) -> Decision:
+        """The scheduling policy's decision for the next request."""
+
+    def complete(self, handle: RequestHandle, completion: Completion, generation_s: float) -> None:
+        """Record and deliver a finished request."""
+
+    def fail_request(self, handle: RequestHandle, error: ControlPlaneError) -> None:
+        """Fail one request; the engine goes on."""
+
+    def interrupted(self, handle: RequestHandle) -> ControlPlaneError | None:
+        """Why a running request must stop now (cancelled, timed out, engine stopping)."""
+
+
+class EngineBackend:
+    """Base class of engine kinds. ``options`` are the ``**engine_options`` of
+    ``start_engine``, passed through; each kind documents the ones it reads."""
+
+    kind: ClassVar[str] = ""
+    capabilities: ClassVar[Capabilities] = Capabilities(False, False, False)
+
+    def __init__(
+        self,
+        model_id: str,
+        strategy: SpeculativeStrategy | None,
+        options: dict[str, Any],
+        speculate_at_start: bool = True,
+    ) -> None:
+        self.model_id = model_id
+        self.strategy = strategy
+        self.options = dict(options)
+        self.speculate_at_start = speculate_at_start
+        """For engines that cannot switch per request: whether to configure speculation."""
+
+    def load(self) -> None:
+        """Load the model (slow); raise on failure with a message that says why."""
+        raise NotImplementedError
+
+    def run(self, ctx: WorkerContext) -> None:
+        """Serve requests until ``ctx.next_request`` returns None. An exception here means the
+        engine died: the control plane fails every request it holds and may restart it."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the model (called after ``run`` returns or raises, and on a failed load)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+class Interrupted(Exception):
+    """Raised inside a generation callback to stop a request (cancel, timeout, stop)."""
+
+    def __init__(self, error: ControlPlaneError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def interruption(handle: RequestHandle, stopping: bool) -> ControlPlaneError | None:
+    """The shared rule for when a running request must stop, and with which error."""
+    if handle.cancelled:
+        return RequestCancelledError(f"request {handle.id} was cancelled.")
+    if handle.expired():
+        return RequestTimeoutError(f"request {handle.id} exceeded its timeout.")
+    if stopping:
+        return EngineStoppedError(
+            f"engine {handle.engine_id} was stopped without draining while request "
+            f"{handle.id} ran; retry on another engine."
+        )
+    return None

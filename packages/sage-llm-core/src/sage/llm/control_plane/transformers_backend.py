@@ -1,0 +1,169 @@
+"""The reference engine under the control plane: one worker thread, one request at a time.
+
+:class:`~sage.llm.engines.transformers.TransformersEngine` decodes a single sequence, so the
+engine serves its queue in order on one thread. Speculation is switched per request (the
+proposer is an argument of ``generate``), which lets the policy decide before every request
+at no cost; outputs are the same either way because the engine is lossless.
+
+Options (``start_engine(..., **options)``): ``device``, ``dtype``, ``weight_layout``,
+``trust_remote_code``, ``gguf_file`` go to ``TransformersEngine.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sage.llm.control_plane.backend import EngineBackend, Interrupted, WorkerContext
+from sage.llm.control_plane.errors import InvalidRequestError
+from sage.llm.control_plane.requests import Completion
+from sage.llm.control_plane.states import Capabilities
+
+if TYPE_CHECKING:
+    from sage.llm.control_plane.policies import Decision
+    from sage.llm.control_plane.requests import GenerationRequest, RequestHandle
+    from sage.llm.engines.transformers.engine import TransformersEngine
+    from sage.llm.strategy import SpeculativeStrategy
+
+LOAD_OPTIONS = ("device", "dtype", "weight_layout", "trust_remote_code", "gguf_file")
+FINISH_REASONS = {"eos": "stop", "stop": "stop", "length": "length"}
+
+
+class TransformersBackend(EngineBackend):
+    kind = "transformers"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        batching=False,
+        switch_per_request=True,
+        switch_k_per_request=True,
+        note="single-stream: requests run one at a time; speculation and k switch per request",
+    )
+
+    def __init__(
+        self,
+        model_id: str,
+        strategy: SpeculativeStrategy | None,
+        options: dict[str, Any],
+        speculate_at_start: bool = True,
+    ) -> None:
+        unknown = sorted(set(options) - set(LOAD_OPTIONS))
+        if unknown:
+            raise InvalidRequestError(
+                f"the transformers engine does not take option(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(LOAD_OPTIONS)}."
+            )
+        super().__init__(model_id, strategy, options, speculate_at_start)
+        self.engine: TransformersEngine | None = None
+
+    def load(self) -> None:
+        from sage.llm.engines.transformers import TransformersEngine
+
+        self.engine = self.build_engine(TransformersEngine)
+        if self.strategy is not None:
+            # Fail at start, not on the first request, if the strategy cannot run here.
+            from sage.llm.engines.transformers.sampling import SamplingParams
+
+            self.engine.make_proposer(self.strategy, SamplingParams(0.0, None, None))
+
+    def build_engine(self, engine_class: type[TransformersEngine]) -> TransformersEngine:
+        """Load the model (a seam for tests and for callers that hold a loaded model)."""
+        return engine_class.from_pretrained(self.model_id, **self.options)
+
+    def close(self) -> None:
+        self.engine = None
+
+    def run(self, ctx: WorkerContext) -> None:
+        while (handle := ctx.next_request()) is not None:
+            self.serve_one(ctx, handle, ctx.decide(running=1))
+
+    def strategy_for(self, decision: Decision) -> SpeculativeStrategy | None:
+        """The strategy to run under ``decision`` (with its k when the policy sets one)."""
+        if not decision.speculate or self.strategy is None:
+            return None
+        k = decision.num_speculative_tokens
+        strategy: Any = self.strategy
+        names = {f.name for f in dataclasses.fields(strategy)} if _is_dc(strategy) else set()
+        if k is not None and "num_speculative_tokens" in names:
+            changed: SpeculativeStrategy = dataclasses.replace(strategy, num_speculative_tokens=k)
+            return changed
+        return self.strategy
+
+    def prompt_ids(self, request: GenerationRequest) -> list[int]:
+        engine = self.engine
+        assert engine is not None
+        try:
+            if request.messages is None:
+                assert request.prompt is not None
+                return engine.encode_prompt(request.prompt, chat=False)
+            tokenizer = engine.tokenizer
+            if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+                raise InvalidRequestError(
+                    f"{engine.name} has no chat template; use the completions route.", "messages"
+                )
+            text = tokenizer.apply_chat_template(
+                list(request.messages), tokenize=False, add_generation_prompt=True
+            )
+            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc), "prompt") from exc
+
+    def serve_one(self, ctx: WorkerContext, handle: RequestHandle, decision: Decision) -> None:
+        engine = self.engine
+        assert engine is not None
+        request = handle.request
+        strategy = self.strategy_for(decision)
+
+        def on_text(delta: str) -> None:
+            error = ctx.interrupted(handle)
+            if error is not None:
+                raise Interrupted(error)
+            handle.emit(delta)
+
+        start = time.monotonic()
+        try:
+            ids = self.prompt_ids(request)
+            result = engine.generate(
+                ids,
+                strategy=strategy,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                top_k=request.top_k,
+                top_p=request.top_p,
+                seed=request.seed,
+                stop=list(request.stop),
+                on_text=on_text,
+            )
+        except Interrupted as stop:
+            ctx.fail_request(handle, stop.error)
+            return
+        except InvalidRequestError as exc:
+            ctx.fail_request(handle, exc)
+            return
+        except ValueError as exc:  # the engine's own parameter checks (context length...)
+            ctx.fail_request(handle, InvalidRequestError(str(exc)))
+            return
+        now = time.monotonic()
+        completion = Completion(
+            request_id=handle.id,
+            engine_id=ctx.engine_id,
+            model=ctx.model_name,
+            text=result.text,
+            token_ids=list(result.token_ids),
+            prompt_tokens=len(result.prompt_token_ids),
+            finish_reason=FINISH_REASONS.get(result.finish_reason, result.finish_reason),
+            speculative=strategy is not None,
+            strategy=strategy.to_string() if strategy is not None else "none",
+            metrics=result.metrics,
+            queued_s=start - handle.submitted_at,
+            ttft_s=(handle.first_text_at - handle.submitted_at) if handle.first_text_at else None,
+            latency_s=now - handle.submitted_at,
+        )
+        ctx.complete(handle, completion, now - start)
+
+    def describe(self) -> dict[str, Any]:
+        engine = self.engine
+        return {"device": str(engine.device)} if engine is not None else {}
+
+
+def _is_dc(obj: object) -> bool:
+    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)

@@ -1,0 +1,249 @@
+"""vLLM under the control plane: continuous batching over vLLM's ``LLMEngine``.
+
+One worker thread owns the engine: it admits every queued request (``add_request``), runs
+``step()`` and hands each request's new text to its handle, so requests join and leave the
+batch at every step, as in vLLM's own server. Cancellation and timeouts become
+``abort_request``.
+
+What vLLM supports for switching: speculation is part of the engine's configuration, so it
+cannot be turned on or off per request without a restart. The policy therefore decides once
+at start (``never`` starts without speculation), and ``adaptive`` hands the load rule to vLLM
+itself where the installed vLLM has the switch (``speculative_config["disable_by_batch_size"]``
+= the policy's ``max_batch``); inside a step, the dynamic strategy's ``custom_class``
+proposer sees the batch and adapts k (see docs/control-plane.md).
+
+Options (``start_engine(..., engine="vllm", **options)``): ``tensor_parallel_size``,
+``pipeline_parallel_size``, ``max_model_len``, ``dtype``, ``seed``, ``revision``,
+``auto_download`` go to :class:`~sage.llm.engines.vllm.service.VLLMServiceConfig`; every other
+option is a ``vllm.LLM`` argument (``distributed_executor_backend="ray"``,
+``kv_cache_memory_bytes``, ``gpu_memory_utilization`` ...), passed through untouched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from sage.llm.control_plane.backend import EngineBackend, WorkerContext
+from sage.llm.control_plane.errors import InvalidRequestError
+from sage.llm.control_plane.requests import Completion
+from sage.llm.control_plane.states import Capabilities
+from sage.llm.metrics import SpecDecodeMetrics
+
+if TYPE_CHECKING:
+    from sage.llm.control_plane.requests import GenerationRequest, RequestHandle
+
+CONFIG_FIELDS = (
+    "tensor_parallel_size",
+    "pipeline_parallel_size",
+    "max_model_len",
+    "dtype",
+    "seed",
+    "revision",
+    "auto_download",
+)
+CPU_KV_CACHE_BYTES = 2 << 30
+"""KV cache for vLLM's CPU backend when the caller sets none. vLLM's CPU default asks for a
+share of the whole node's memory and stops at start on a shared machine."""
+
+
+def working_memory_defaults(engine_args: dict[str, Any]) -> dict[str, Any]:
+    """Engine arguments that let vLLM start on a CPU-only machine (one place to change).
+
+    TODO(merge): use the engines/vllm function from the vLLM CPU defaults work once merged.
+    """
+    if any(k in engine_args for k in ("kv_cache_memory_bytes", "gpu_memory_utilization")):
+        return engine_args
+    if not _on_gpu():
+        engine_args = {**engine_args, "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}
+    return engine_args
+
+
+def _on_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@dataclass
+class _Live:
+    handle: RequestHandle
+    started: float
+    text: str = ""
+    token_ids: list[int] = field(default_factory=list)
+
+
+class VLLMBackend(EngineBackend):
+    kind = "vllm"
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        batching=True,
+        switch_per_request=False,
+        switch_k_per_request=False,
+        note="continuous batching; speculation is fixed at start (vLLM can switch it off by "
+        "batch size, and a custom_class proposer can adapt k per step)",
+    )
+    max_batch_for_speculation: int | None = None
+
+    def engine_args(self) -> dict[str, Any]:
+        """The exact ``vllm.LLM`` arguments: options passed through, the strategy's part, the
+        CPU memory defaults and, under ``adaptive``, vLLM's own batch-size switch. Resolves
+        the model and runs the project's checks; starts nothing."""
+        from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
+
+        config_kw = {k: v for k, v in self.options.items() if k in CONFIG_FIELDS}
+        engine_args = {k: v for k, v in self.options.items() if k not in CONFIG_FIELDS}
+        strategy = self.strategy if self.speculate_at_start else None
+        self._strategy_label = strategy.to_string() if strategy is not None else "none"
+        config = VLLMServiceConfig(
+            model_id=self.model_id,
+            speculative_strategy=strategy,
+            engine_args=working_memory_defaults(engine_args),
+            **config_kw,
+        )
+        self.service = VLLMService(config)
+        args = self.service.prepare_engine_args()
+        spec = args.get("speculative_config")
+        if spec is not None and self.max_batch_for_speculation and _has_batch_switch():
+            spec.setdefault("disable_by_batch_size", self.max_batch_for_speculation)
+        self.service.engine_args = args
+        return args
+
+    def load(self) -> None:
+        args = self.engine_args()
+        from vllm import LLM
+
+        self.service._llm = LLM(**args)  # the checked arguments, with the load switch added
+        self.llm = self.service.llm
+        self.engine = self.llm.llm_engine
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def close(self) -> None:
+        service = getattr(self, "service", None)
+        if service is not None:
+            service.shutdown()
+
+    def sampling_params(self, request: GenerationRequest) -> Any:
+        from vllm import SamplingParams
+
+        kw: dict[str, Any] = {
+            "max_tokens": request.max_tokens,
+            "temperature": request.temperature,
+            "top_p": request.top_p if request.top_p is not None else 1.0,
+            "stop": list(request.stop) or None,
+        }
+        if request.top_k is not None:
+            kw["top_k"] = request.top_k
+        if request.seed is not None:
+            kw["seed"] = request.seed
+        return SamplingParams(**kw)
+
+    def prompt(self, request: GenerationRequest) -> Any:
+        if request.messages is not None:
+            text = self.tokenizer.apply_chat_template(
+                list(request.messages), tokenize=False, add_generation_prompt=True
+            )
+            return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
+        if isinstance(request.prompt, str):
+            return request.prompt
+        assert request.prompt is not None
+        return {"prompt_token_ids": list(request.prompt)}
+
+    def run(self, ctx: WorkerContext) -> None:
+        from sage.llm.engines.vllm.metrics import snapshot, spec_decode_delta
+
+        live: dict[str, _Live] = {}
+        batch = 0
+        counters = snapshot(self.llm.get_metrics())
+        while True:
+            handle = ctx.next_request(block=not live)
+            while handle is not None:
+                try:
+                    self.engine.add_request(
+                        handle.id, self.prompt(handle.request), self.sampling_params(handle.request)
+                    )
+                    live[handle.id] = _Live(handle, time.monotonic())
+                except (ValueError, TypeError) as exc:
+                    ctx.fail_request(handle, InvalidRequestError(str(exc)))
+                handle = ctx.next_request(block=False)
+            if not live:
+                return  # next_request returned None with nothing running: stopping
+            for rid, running in list(live.items()):
+                error = ctx.interrupted(running.handle)
+                if error is not None:
+                    self.engine.abort_request([rid])
+                    del live[rid]
+                    ctx.fail_request(running.handle, error)
+            if not live:
+                continue
+            if len(live) != batch:  # recorded for observers; vLLM applies its own switch
+                batch = len(live)
+                ctx.decide(running=batch)
+            finished: list[tuple[_Live, Any]] = []
+            for output in self.engine.step():
+                item = live.get(output.request_id)
+                if item is None:
+                    continue
+                out = output.outputs[0]
+                item.handle.emit(out.text[len(item.text) :])
+                item.text = out.text
+                item.token_ids = list(out.token_ids)
+                if output.finished:
+                    del live[output.request_id]
+                    finished.append((item, output))
+            if finished:
+                now_counters = snapshot(self.llm.get_metrics())
+                shared = spec_decode_delta(
+                    counters, now_counters, num_generated_tokens=0, wall_time_s=0
+                )
+                counters = now_counters
+                for i, (item, output) in enumerate(finished):
+                    self._complete(ctx, item, output, shared if i == 0 else SpecDecodeMetrics())
+
+    def _complete(
+        self, ctx: WorkerContext, item: _Live, output: Any, spec: SpecDecodeMetrics
+    ) -> None:
+        now = time.monotonic()
+        handle = item.handle
+        spec.num_generated_tokens = len(item.token_ids)
+        spec.wall_time_s = now - item.started
+        if handle.first_text_at is not None:
+            spec.prefill_time_s = handle.first_text_at - item.started
+        reason = output.outputs[0].finish_reason or "stop"
+        completion = Completion(
+            request_id=handle.id,
+            engine_id=ctx.engine_id,
+            model=ctx.model_name,
+            text=item.text,
+            token_ids=item.token_ids,
+            prompt_tokens=len(output.prompt_token_ids or ()),
+            finish_reason="length" if reason == "length" else "stop",
+            speculative=self._strategy_label != "none",
+            strategy=self._strategy_label,
+            metrics=spec,
+            queued_s=item.started - handle.submitted_at,
+            ttft_s=(handle.first_text_at - handle.submitted_at) if handle.first_text_at else None,
+            latency_s=now - handle.submitted_at,
+        )
+        ctx.complete(handle, completion, now - item.started)
+
+    def describe(self) -> dict[str, Any]:
+        args = getattr(getattr(self, "service", None), "engine_args", None) or {}
+        keep = ("tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend")
+        return {k: args[k] for k in keep if k in args} | {
+            "speculative_config": args.get("speculative_config")
+        }
+
+
+def _has_batch_switch() -> bool:
+    """Whether the installed vLLM's SpeculativeConfig has ``disable_by_batch_size``."""
+    try:
+        import dataclasses
+
+        from vllm.config import SpeculativeConfig
+
+        return "disable_by_batch_size" in {f.name for f in dataclasses.fields(SpeculativeConfig)}
+    except (ImportError, TypeError):
+        return False

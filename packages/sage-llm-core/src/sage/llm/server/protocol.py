@@ -1,0 +1,252 @@
+"""OpenAI request bodies in, OpenAI response bodies out (completions and chat completions).
+
+Parsing is strict: an unknown field or an unsupported value (``n=2``, ``logprobs``, tools)
+is a 400 that names the field, never silently ignored. Supported extensions: ``top_k``,
+and a ``sage_llm`` object on every response with the request's speculative metrics.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
+from sage.llm.control_plane.requests import Completion, GenerationRequest
+
+COMMON = {
+    "model",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "n",
+    "stream",
+    "stream_options",
+    "stop",
+    "seed",
+    "user",
+    "presence_penalty",
+    "frequency_penalty",
+    "logit_bias",
+    "logprobs",
+}
+COMPLETION_FIELDS = COMMON | {"prompt", "echo", "best_of", "suffix"}
+CHAT_FIELDS = COMMON | {
+    "messages",
+    "max_completion_tokens",
+    "top_logprobs",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+}
+
+
+@dataclass(frozen=True)
+class ParsedRequest:
+    """A validated OpenAI request: what to generate, and how to answer."""
+
+    model: str | None
+    request: GenerationRequest
+    stream: bool
+    include_usage: bool
+    chat: bool
+
+
+def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
+    if not isinstance(body, Mapping):
+        raise InvalidRequestError("the request body must be a JSON object.")
+    allowed = CHAT_FIELDS if chat else COMPLETION_FIELDS
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequestError(f"unsupported field(s): {', '.join(unknown)}.", unknown[0])
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise InvalidRequestError("model must be a string.", "model")
+    _only(body, "n", (None, 1), "only n=1 is supported")
+    _only(body, "presence_penalty", (None, 0, 0.0), "presence_penalty is not supported")
+    _only(body, "frequency_penalty", (None, 0, 0.0), "frequency_penalty is not supported")
+    _only(body, "logprobs", (None, False), "logprobs are not supported")
+    if body.get("logit_bias"):
+        raise InvalidRequestError("logit_bias is not supported.", "logit_bias")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool) and stream is not None:
+        raise InvalidRequestError("stream must be true or false.", "stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, Mapping):
+        raise InvalidRequestError("stream_options must be an object.", "stream_options")
+    include_usage = bool((options or {}).get("include_usage", False))
+    stop = body.get("stop")
+    stops: list[str] = [stop] if isinstance(stop, str) else list(stop or [])
+    if not isinstance(stop, (str, list)) and stop is not None:
+        raise InvalidRequestError("stop must be a string or a list of strings.", "stop")
+    if len(stops) > 4:
+        raise InvalidRequestError("stop takes at most 4 strings.", "stop")
+    fields: dict[str, Any] = {
+        "temperature": _or(body.get("temperature"), 1.0),
+        "top_p": body.get("top_p"),
+        "top_k": body.get("top_k"),
+        "seed": body.get("seed"),
+        "stop": stops,
+    }
+    if chat:
+        _only(body, "top_logprobs", (None,), "top_logprobs is not supported")
+        if body.get("tools") or body.get("tool_choice") not in (None, "none"):
+            raise InvalidRequestError("tools are not supported by this server.", "tools")
+        fmt = body.get("response_format")
+        if fmt is not None and (not isinstance(fmt, Mapping) or fmt.get("type") != "text"):
+            raise InvalidRequestError(
+                "only response_format {'type': 'text'} is supported.", "response_format"
+            )
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        fields["max_tokens"] = _or(limit, default_max_tokens)
+        fields["messages"] = body.get("messages")
+        if fields["messages"] is None:
+            raise InvalidRequestError("messages is required.", "messages")
+    else:
+        _only(body, "echo", (None, False), "echo is not supported")
+        _only(body, "best_of", (None, 1), "best_of is not supported")
+        _only(body, "suffix", (None,), "suffix is not supported")
+        fields["max_tokens"] = _or(body.get("max_tokens"), 16)
+        fields["prompt"] = _prompt(body.get("prompt"))
+    return ParsedRequest(model, GenerationRequest(**fields), bool(stream), include_usage, chat)
+
+
+def _or(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
+def _only(body: Mapping[str, Any], name: str, allowed: tuple[Any, ...], message: str) -> None:
+    """Accept only ``allowed`` values (compared with their type: ``n=True`` is not ``n=1``)."""
+    value = body.get(name)
+    if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
+        raise InvalidRequestError(f"{message} (got {name}={value!r}).", name)
+
+
+def _prompt(prompt: Any) -> Any:
+    if prompt is None:
+        raise InvalidRequestError("prompt is required.", "prompt")
+    if isinstance(prompt, list) and prompt and all(isinstance(p, (str, list)) for p in prompt):
+        if len(prompt) != 1:
+            raise InvalidRequestError("only one prompt per request is supported.", "prompt")
+        return prompt[0]
+    return prompt
+
+
+def new_id(chat: bool) -> str:
+    return f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
+
+
+def usage(completion: Completion) -> dict[str, int]:
+    return {
+        "prompt_tokens": completion.prompt_tokens,
+        "completion_tokens": completion.completion_tokens,
+        "total_tokens": completion.prompt_tokens + completion.completion_tokens,
+    }
+
+
+def extension(completion: Completion) -> dict[str, Any]:
+    """The ``sage_llm`` object: what speculation did for this request."""
+    m = completion.metrics
+    return {
+        "engine_id": completion.engine_id,
+        "speculative": completion.speculative,
+        "strategy": completion.strategy,
+        "acceptance_rate": m.acceptance_rate,
+        "mean_accepted_length": m.mean_accepted_length,
+        "ttft_s": completion.ttft_s,
+        "latency_s": completion.latency_s,
+    }
+
+
+def response(parsed: ParsedRequest, rid: str, completion: Completion) -> dict[str, Any]:
+    choice: dict[str, Any] = {
+        "index": 0,
+        "finish_reason": completion.finish_reason,
+        "logprobs": None,
+    }
+    if parsed.chat:
+        choice["message"] = {"role": "assistant", "content": completion.text}
+    else:
+        choice["text"] = completion.text
+    return {
+        "id": rid,
+        "object": "chat.completion" if parsed.chat else "text_completion",
+        "created": int(time.time()),
+        "model": completion.model,
+        "choices": [choice],
+        "usage": usage(completion),
+        "sage_llm": extension(completion),
+    }
+
+
+def chunk(
+    parsed: ParsedRequest,
+    rid: str,
+    model: str,
+    *,
+    text: str | None = None,
+    role: bool = False,
+    finish_reason: str | None = None,
+) -> dict[str, Any]:
+    choice: dict[str, Any] = {"index": 0, "finish_reason": finish_reason, "logprobs": None}
+    if parsed.chat:
+        delta: dict[str, Any] = {}
+        if role:
+            delta["role"] = "assistant"
+        if text is not None:
+            delta["content"] = text
+        choice["delta"] = delta
+    else:
+        choice["text"] = text or ""
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk" if parsed.chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+    }
+
+
+def usage_chunk(parsed: ParsedRequest, rid: str, completion: Completion) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk" if parsed.chat else "text_completion",
+        "created": int(time.time()),
+        "model": completion.model,
+        "choices": [],
+        "usage": usage(completion),
+        "sage_llm": extension(completion),
+    }
+
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    429: "overloaded_error",
+    499: "cancelled_error",
+    503: "service_unavailable_error",
+}
+
+
+def error_body(
+    message: str, status: int, code: str | None, param: str | None = None
+) -> dict[str, Any]:
+    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {
+        "error": {
+            "message": message,
+            "type": ERROR_TYPES.get(status, "server_error"),
+            "param": param,
+            "code": code,
+        }
+    }
+
+
+def error_of(exc: ControlPlaneError) -> tuple[int, dict[str, Any]]:
+    param = getattr(exc, "param", None)
+    return exc.status, error_body(str(exc), exc.status, exc.code, param)

@@ -1,0 +1,92 @@
+"""``sage-llm serve`` as a user runs it: a real process on loopback, the openai client, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+from serve_helpers import openai_client
+
+from sage.llm.cli.main import cli
+
+PROMPT = "hello hello hello"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "sage.llm",
+        "serve",
+        "--model",
+        str(tiny_dir),
+        "--strategy",
+        "ngram:n=2",
+        "--policy",
+        "adaptive",
+        "--port",
+        str(port),
+        "--status-interval",
+        "0.5",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                if httpx.get(url + "/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "sage-llm serve did not come up"
+            time.sleep(0.2)
+        client = openai_client(url)
+        got = client.completions.create(
+            model=str(tiny_dir), prompt=PROMPT, max_tokens=16, temperature=0
+        )
+        ran = CliRunner().invoke(
+            cli,
+            [
+                "generate",
+                PROMPT,
+                "--model",
+                str(tiny_dir),
+                "--strategy",
+                "none",
+                "--no-chat",
+                "--max-tokens",
+                "16",
+                "--json",
+            ],
+        )
+        assert got.choices[0].text == json.loads(ran.stdout)["text"]
+        time.sleep(1.0)  # one status log line
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert f"serving on http://127.0.0.1:{port}/v1" in out
+    assert "ok 1 err 0 rejected 0" in out  # the status line logged by serve
+
+
+def test_serve_refuses_a_bad_policy_with_one_line(tiny_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["serve", "--model", str(tiny_dir), "--policy", "sometimes"])
+    assert result.exit_code != 0
+    assert "unknown scheduling policy 'sometimes'" in str(result.exception or result.output)

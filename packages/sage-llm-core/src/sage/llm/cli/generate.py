@@ -116,7 +116,7 @@ def generate(
                 "--weight-layout applies to the transformers engine only: vLLM lays out its "
                 "own weights. Drop it, or use --engine transformers."
             )
-        options = VLLMOptions(
+        vllm_options = VLLMOptions(
             max_tokens=max_tokens,
             temperature=temperature,
             top_k=top_k,
@@ -128,7 +128,7 @@ def generate(
             dtype=dtype,
             baseline_tokens=baseline_tokens if _given("baseline_tokens") else 0,
         )
-        _generate_vllm(prompt, spec, resolved, model, options, as_json)
+        _generate_vllm(prompt, spec, resolved, model, vllm_options, as_json)
         return
     from sage.llm.engines.transformers import TransformersEngine
 

@@ -39,3 +39,33 @@ def test_config_resolves_a_strategy_string_once() -> None:
     assert isinstance(config.speculative_strategy, NgramStrategy)
     assert config.speculative_strategy.n == 3
     assert VLLMServiceConfig(model_id="m", speculative_strategy="none").speculative_strategy is None
+
+
+class _ChatTokenizer:
+    chat_template = "tmpl"
+
+    def apply_chat_template(self, messages: list[dict[str, str]], **_: object) -> str:
+        return f"<u>{messages[0]['content']}<a>"
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        return {"input_ids": ([1] if add_special_tokens else []) + [ord(c) for c in text]}
+
+
+class _FakeLLM:
+    def get_tokenizer(self) -> _ChatTokenizer:
+        return _ChatTokenizer()
+
+
+def test_service_prompts_are_prepared_as_the_reference_engine_prepares_them() -> None:
+    from sage.llm.engines.vllm.service import VLLMService
+    from sage.llm.prompts import prompt_token_ids
+
+    service = VLLMService(VLLMServiceConfig(model_id="m"))
+    service._llm = _FakeLLM()  # no engine needed to check what would be sent
+    chat = prompt_token_ids(_ChatTokenizer(), "hi")
+    assert service.prompt_token_ids("hi") == [chat]
+    assert service.prompt_token_ids(["hi", "hi"], chat=False) == [[1, 104, 105]] * 2
+    assert service.prompt_token_ids([5, 6]) == [[5, 6]]  # one prompt as token ids
+    assert service.prompt_token_ids([[5, 6], [7]]) == [[5, 6], [7]]
+    with pytest.raises(InvalidParameterError, match="prompts must be"):
+        service.prompt_token_ids([])

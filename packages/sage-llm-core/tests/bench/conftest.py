@@ -34,8 +34,10 @@ class FakeEngine:
         return [ord(c) % 40 + 1 for c in str(prompt)][:24]
 
     def generate(
-        self, prompt: Sequence[int], *, strategy: str | None = None, max_tokens: int = 16
+        self, prompt: Sequence[int], *, strategy: Any = None, max_tokens: int = 16
     ) -> FakeResult:
+        if strategy is not None and not isinstance(strategy, str):  # a resolved strategy
+            strategy = strategy.to_string()
         self.calls.append(strategy)
         last, out = prompt[-1], []
         for _ in range(max_tokens):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sage.llm.bench.methods import HF_PLAIN, PLAIN, Method, peer_of
+from sage.llm.bench.methods import HF_PLAIN, PLAIN, VLLM_PLAIN, Method, peer_of
 from sage.llm.bench.questions import Question
 from sage.llm.bench.runner import Record, first_difference, run_benchmark
 from sage.llm.bench.summary import ALL, failures, summarize
@@ -100,3 +100,79 @@ def test_summary_ratios_and_acceptance() -> None:
     assert failures(list(rows.values())) == []
     assert peer_of(methods[2], methods) is methods[3]
     assert peer_of(methods[3], methods) is None
+
+
+class FakeVLLM:
+    """A vLLM 'engine' for one method: plain greedy of the fake model, one token off if told."""
+
+    def __init__(self, engine: Any, method: Method, log: list[str], off_by_one: bool) -> None:
+        self.engine, self.method, self.log, self.off = engine, method, log, off_by_one
+
+    def __enter__(self) -> FakeVLLM:
+        self.log.append(f"start {self.method.name}")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.log.append(f"stop {self.method.name}")
+
+    def run(self, prompt_ids: list[int], max_tokens: int) -> Any:
+        from sage.llm.bench.methods import Output
+
+        self.log.append(f"run {self.method.name}")
+        ids = list(self.engine.generate(prompt_ids, max_tokens=max_tokens).token_ids)
+        if self.off:
+            ids[-1] += 1
+        metrics = {"num_drafts": 2, "num_draft_tokens": 8, "num_accepted_tokens": 4}
+        return Output(ids, 1.0 if self.method.name == VLLM_PLAIN else 0.5, metrics)
+
+
+def test_vllm_methods_run_as_blocks_and_are_reported_not_failed(engine: Any) -> None:
+    methods = [
+        Method(PLAIN, "engine", PLAIN),
+        Method(VLLM_PLAIN, "vllm", PLAIN),
+        Method("vllm:good", "vllm", "ngram", strategy="good"),
+        Method("vllm:off", "vllm", "ngram", strategy="off"),
+    ]
+    log: list[str] = []
+    records = run_benchmark(
+        engine,
+        methods,
+        QUESTIONS,
+        max_tokens=6,
+        start_vllm=lambda m: FakeVLLM(engine, m, log, off_by_one=m.name == "vllm:off"),
+    )
+    # one engine per vLLM method: started, warmed up, every question, stopped
+    per_block = ["start vllm:plain", *["run vllm:plain"] * (1 + len(QUESTIONS)), "stop vllm:plain"]
+    assert log[: len(per_block)] == per_block
+    assert len(records) == len(QUESTIONS) * len(methods)
+    by_method = {m.name: [r for r in records if r.method == m.name] for m in methods}
+    assert all(r.matches_plain for r in by_method["vllm:good"])
+    assert all(r.first_mismatch == 5 for r in by_method["vllm:off"])
+    rows = summarize(records, methods)
+    assert failures(rows) == []  # vLLM's kernels may round differently: reported, not failed
+    good = next(r for r in rows if r.category == ALL and r.method == "vllm:good")
+    assert good.speedup_vs_plain == pytest.approx(2.0)  # against vllm:plain, same engine
+    assert good.acceptance_rate == pytest.approx(0.5)
+
+
+def test_vllm_methods_need_a_starter(engine: Any) -> None:
+    methods = [Method(PLAIN, "engine", PLAIN), Method(VLLM_PLAIN, "vllm", PLAIN)]
+    with pytest.raises(ValueError, match="start_vllm"):
+        run_benchmark(engine, methods, QUESTIONS, max_tokens=4)
+
+
+def test_plan_adds_vllm_rows_with_resolved_strategies() -> None:
+    from sage.llm.bench.methods import plan
+
+    pytest.importorskip("sage_llm_strategy_ngram")
+    methods = plan(["ngram:num_speculative_tokens=3"], peers=False, engines=["vllm"])
+    assert [m.name for m in methods] == [
+        PLAIN,
+        VLLM_PLAIN,
+        "ngram:num_speculative_tokens=3",
+        "vllm:ngram:num_speculative_tokens=3",
+    ]
+    assert methods[3].resolved is methods[2].resolved  # resolved once, shared by both engines
+    assert methods[3].resolved.num_speculative_tokens == 3
+    with pytest.raises(ValueError, match="unknown engine"):
+        plan([], engines=["tgi"])

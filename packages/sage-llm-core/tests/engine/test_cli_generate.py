@@ -103,6 +103,8 @@ def test_sampling_with_seed_is_reproducible(model_dir: Path) -> None:
         (["--strategy", "ngram:n=0"], "n"),
         (["--strategy", "none", "--draft-model", "x"], "draft"),
         (["--strategy", "ngram", "--draft-model", "x"], "draft"),
+        (["--engine", "vllm", "--weight-layout", "row"], "transformers engine only"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
     ],
 )
 def test_bad_input_is_a_clear_error(
@@ -111,6 +113,19 @@ def test_bad_input_is_a_clear_error(
     code, _, err = run_main(["generate", PROMPT, "--model", str(model_dir), *args], capsys)
     assert code != 0
     assert message in err
+
+
+def test_cuda_without_cuda_is_one_line(model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    code, _, err = run_main(
+        ["generate", PROMPT, "--model", str(model_dir), "--device", "cuda"], capsys
+    )
+    assert code != 0
+    assert "device 'cuda' is not available" in err
+    assert "Traceback" not in err
 
 
 def test_unknown_model_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

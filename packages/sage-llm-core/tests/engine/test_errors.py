@@ -45,15 +45,31 @@ def test_corrupt_model_directory(tmp_path: Path) -> None:
 
 
 def test_unreachable_hub_fails_fast(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from sage.llm.engines.transformers import loading
+    from huggingface_hub import constants
 
-    monkeypatch.setattr(loading, "_models_resolver", lambda: None)  # transformers' own hub path
-    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: refused at once
-    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty hub cache
+    from sage.llm.models import UnknownModelError
+
+    # huggingface_hub reads its environment once, at import: patch its constants instead.
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # refused at once
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # an empty hub cache
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ModelLoadError, match="unreachable") as info:
+    with pytest.raises(UnknownModelError, match="unreachable") as info:
         TransformersEngine.from_pretrained("some-org/some-model")
     assert "some-org/some-model" in str(info.value)
+
+
+def test_cuda_device_without_cuda_is_one_clear_error(model_dir: Path) -> None:
+    import torch
+
+    from sage.llm.engines.transformers.errors import DeviceUnavailableError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(DeviceUnavailableError, match="device 'cuda' is not available"):
+        TransformersEngine.from_pretrained(str(model_dir), device="cuda")
+    with pytest.raises(DeviceUnavailableError, match="unknown device 'gpu'"):
+        TransformersEngine.from_pretrained(str(model_dir), device="gpu")
 
 
 def test_loads_a_saved_model(model_dir: Path) -> None:

@@ -47,14 +47,35 @@ def test_missing_local_path_says_so(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("isolated_cache")
+def test_offline_hub_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    constants = pytest.importorskip("huggingface_hub.constants")
+    # The resolver reads huggingface_hub's own parsed flag, not the environment again.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(UnknownModelError, match="HF_HUB_OFFLINE is set"):
+        resolve_model("some-org/some-model-that-is-not-cached")
+
+
+@pytest.mark.usefixtures("isolated_cache")
 def test_unreachable_hub_id_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    pytest.importorskip("huggingface_hub")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # refused at once
     with pytest.raises(UnknownModelError) as info:
         resolve_model("some-org/some-model-that-is-not-cached")
     message = str(info.value)
-    assert "hub id" in message
+    assert "unreachable" in message
     assert "model pack or a local path" in message
+
+
+@pytest.mark.usefixtures("isolated_cache")
+def test_download_false_never_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    constants = pytest.importorskip("huggingface_hub.constants")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    from sage.llm.models import resolve as resolve_module
+
+    monkeypatch.setattr(resolve_module, "_hub_reachable", lambda: pytest.fail("not asked"))
+    with pytest.raises(UnknownModelError, match="downloading is off"):
+        resolve_model("some-org/some-model", download=False)
 
 
 def test_pack_name_is_pulled_on_demand(

@@ -125,13 +125,15 @@ def test_draft_hub_id_without_auto_download(target: Path) -> None:
             "num_speculative_tokens": 3,
         },
     }
-    with pytest.raises(ModelResolutionError, match="auto_download is off"):
+    with pytest.raises(ModelResolutionError, match=r"downloading is off \(auto_download=False\)"):
         precheck_engine_args(args, auto_download=False)
 
 
 def test_draft_hub_id_unreachable_fails_fast(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelResolutionError, match="could not be downloaded"):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelResolutionError, match=r"draft model.*HF_HUB_OFFLINE is set"):
         resolve_model("no-such-org/no-such-draft", auto_download=True, role="draft model")
 
 
@@ -447,8 +449,8 @@ def test_model_pack_names_resolve_through_sage_llm_models(
 
     pack_dir = write_config_only(tmp_path / "pack", vocab_size=512)
 
-    def fake_resolve(name: str, *, hub: bool = True) -> Path:
-        assert hub is False, "the vLLM service applies its own hub policy"
+    def fake_resolve(name: str, *, download: bool = True, revision: str | None = None) -> Path:
+        assert download is False, "auto_download=False must not allow a download"
         if name == "tiny-pack":
             return pack_dir
         if name == "corrupt-pack":
@@ -457,7 +459,7 @@ def test_model_pack_names_resolve_through_sage_llm_models(
 
     monkeypatch.setattr(packs, "resolve_model", fake_resolve)
     assert resolve_model("tiny-pack") == str(pack_dir)
-    with pytest.raises(ModelResolutionError, match="auto_download is off"):
+    with pytest.raises(ModelResolutionError, match="unknown model 'other-pack'"):
         resolve_model("other-pack")
     with pytest.raises(ModelVerificationError, match="sha256"):  # an error, never a fallback
         resolve_model("corrupt-pack")

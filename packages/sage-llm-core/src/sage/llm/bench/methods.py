@@ -6,7 +6,12 @@ Every method is run on the same prompt token ids, greedy, with the same token bu
 * one method per ``--strategy`` spec: the reference engine with that strategy;
 * the transformers peers, derived from the strategies so the comparison is like for like:
   ``hf-plain`` (``model.generate``), ``hf-prompt-lookup`` for an n-gram strategy (same k, same
-  longest n-gram) and ``hf-assisted`` for a draft-model strategy (same draft, constant k).
+  longest n-gram) and ``hf-assisted`` for a draft-model strategy (same draft, constant k);
+* with ``--engine vllm``: ``vllm:plain`` and ``vllm:<spec>`` per strategy, the same strategy
+  objects on vLLM (one engine per method: vLLM fixes speculation when the engine starts), fed
+  the same prompt token ids and the reference engine's dtype.
+
+Strategy strings are resolved once, in :func:`plan`; the engines get the objects.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ if TYPE_CHECKING:
 
 PLAIN = "plain"
 HF_PLAIN = "hf-plain"
+VLLM_PLAIN = "vllm:plain"
+ENGINES = ("transformers", "vllm")
 
 
 @dataclass(frozen=True)
@@ -29,7 +36,7 @@ class Method:
 
     name: str
     kind: str
-    """``engine`` (the reference engine) or ``hf`` (transformers' own generate)."""
+    """``engine`` (the reference engine), ``hf`` (transformers' own generate) or ``vllm``."""
     family: str
     """``plain``, ``ngram``, ``draft`` or another strategy name: pairs a method with its peer."""
     strategy: str | None = None
@@ -42,11 +49,21 @@ class Method:
     knobs (``num_assistant_tokens``, its schedule, ``assistant_confidence_threshold``) from the
     assistant model, not from the ``generate`` call. Left at its defaults it drafts up to 20
     tokens and stops below 0.4 confidence, which is not "the same k"."""
+    resolved: Any = field(default=None, hash=False, compare=False, repr=False)
+    """The strategy object for ``strategy`` (resolved once by :func:`plan`)."""
 
     @property
     def ours(self) -> bool:
-        """Ours must reproduce plain greedy exactly; a peer's mismatch is only reported."""
+        """Ours must reproduce plain greedy exactly; a peer's mismatch is only reported.
+
+        vLLM rows are reported, not failed: its CPU kernels round differently from PyTorch's,
+        so a near-tie may flip a token (docs/vllm.md)."""
         return self.kind == "engine"
+
+    @property
+    def baseline(self) -> str:
+        """The plain-decoding method this one's speedup is measured against (same engine)."""
+        return VLLM_PLAIN if self.kind == "vllm" else PLAIN
 
 
 @dataclass
@@ -56,24 +73,38 @@ class Output:
     metrics: dict[str, Any] | None = None
 
 
-def plan(strategies: Sequence[str], *, peers: bool = True) -> list[Method]:
+def plan(
+    strategies: Sequence[str], *, peers: bool = True, engines: Sequence[str] = ("transformers",)
+) -> list[Method]:
     """The methods for ``strategies`` (specs such as ``"ngram:num_speculative_tokens=4"``).
 
-    Each spec is resolved (and validated) through the registry, so a typo fails here, before
-    any model is loaded.
+    Each spec is resolved (and validated) through the registry once, here, so a typo fails
+    before any model is loaded. The reference engine always runs (its plain greedy output is
+    the reference); ``"vllm"`` in ``engines`` adds the vLLM methods.
     """
     from sage.llm import get_strategy
 
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        raise ValueError(f"unknown engine(s) {unknown}; choose from {list(ENGINES)}")
     methods = [Method(PLAIN, "engine", PLAIN)]
     if peers:
         methods.append(Method(HF_PLAIN, "hf", PLAIN))
+    on_vllm = "vllm" in engines
+    if on_vllm:
+        methods.append(Method(VLLM_PLAIN, "vllm", PLAIN))
     seen: set[str] = {m.name for m in methods}
     for spec in strategies:
         strategy = get_strategy(spec)
         family = type(strategy).strategy_name()
-        mine = Method(spec, "engine", family, strategy=spec)
+        mine = Method(spec, "engine", family, strategy=spec, resolved=strategy)
         peer = _peer(family, strategy) if peers else None
-        for method in (mine, peer):
+        theirs = (
+            Method(f"vllm:{spec}", "vllm", family, strategy=spec, resolved=strategy)
+            if on_vllm
+            else None
+        )
+        for method in (mine, peer, theirs):
             if method is not None and method.name not in seen:
                 methods.append(method)
                 seen.add(method.name)
@@ -107,8 +138,8 @@ def _peer(family: str, strategy: Any) -> Method | None:
 
 
 def peer_of(method: Method, methods: Sequence[Method]) -> Method | None:
-    """The transformers method an engine method is compared with (same family)."""
-    if method.kind != "engine":
+    """The transformers method an engine (or vLLM) method is compared with (same family)."""
+    if method.kind not in ("engine", "vllm"):
         return None
     for other in methods:
         if other.kind == "hf" and other.family == method.family:
@@ -149,9 +180,10 @@ class Runner:
     def run(self, method: Method, prompt_ids: list[int], max_tokens: int) -> Output:
         if method.kind == "engine":
             start = time.perf_counter()
+            strategy = method.resolved if method.resolved is not None else method.strategy
             result = self.engine.generate(
                 prompt_ids,
-                strategy=method.strategy if method.strategy != PLAIN else None,
+                strategy=strategy if strategy != PLAIN else None,
                 max_tokens=max_tokens,
             )
             seconds = time.perf_counter() - start
@@ -192,3 +224,38 @@ class Runner:
                 generated = generated[: i + 1]
                 break
         return Output(generated[:max_tokens], seconds)
+
+
+class VLLMMethod:
+    """One vLLM method's engine, started for its block of questions, then shut down.
+
+    Greedy, on the prompt token ids the reference engine prepared (chat template included), in
+    the reference engine's dtype, so the outputs compare token for token. vLLM's own
+    speculative counters give the acceptance figures (:mod:`sage.llm.engines.vllm.metrics`).
+    """
+
+    def __init__(
+        self, method: Method, model_path: str, *, dtype: str, engine_args: dict[str, Any]
+    ) -> None:
+        from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
+
+        config = VLLMServiceConfig(
+            model_id=model_path,
+            speculative_strategy=method.resolved,
+            dtype=dtype,
+            engine_args=dict(engine_args),
+        )
+        self.service = VLLMService(config)
+
+    def __enter__(self) -> VLLMMethod:
+        self.service.setup()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.service.shutdown()
+
+    def run(self, prompt_ids: list[int], max_tokens: int) -> Output:
+        start = time.perf_counter()
+        result = self.service.generate([prompt_ids], max_tokens=max_tokens, temperature=0.0)
+        seconds = time.perf_counter() - start
+        return Output(list(result.token_ids[0]), seconds, result.metrics.to_json())

@@ -2,18 +2,31 @@
 
 Methods run one after another on the same question (not one method over all questions), so a
 slow patch on a shared machine hits every method alike. Each method is warmed up once first.
+vLLM methods are the exception: vLLM fixes speculation when an engine starts, and one engine
+per method at once would not fit a small machine, so each runs as a block over all questions
+(started, warmed up, timed, shut down) after the interleaved methods.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sage.llm.bench.methods import PLAIN, Method, Output, Runner
 from sage.llm.bench.questions import Question
 
 WARMUP_PROMPT = "Repeat exactly: the quick brown fox jumps over the lazy dog."
+
+
+class BlockRunner(Protocol):
+    """Runs one method (a vLLM engine) on a prompt; see :class:`~.methods.VLLMMethod`."""
+
+    def run(self, prompt_ids: list[int], max_tokens: int) -> Output: ...
+
+
+BlockFactory = Callable[[Method], AbstractContextManager[BlockRunner]]
 
 
 @dataclass
@@ -53,47 +66,72 @@ def run_benchmark(
     chat: bool = True,
     repeat: int = 1,
     on_record: Callable[[Record], None] | None = None,
+    start_vllm: BlockFactory | None = None,
 ) -> list[Record]:
     """Time ``methods`` on ``questions``; ``methods[0]`` must be plain decoding (the reference).
 
     With ``repeat`` > 1 every question is run that many times and each method keeps its
     fastest time (the least disturbed by other work on the machine); a mismatch in any repeat
-    is kept as the record.
+    is kept as the record. Methods of kind ``vllm`` need ``start_vllm`` and run in blocks.
     """
     if not methods or methods[0].name != PLAIN:
         raise ValueError("the first method must be plain decoding: it is the reference output")
     if repeat < 1:
         raise ValueError(f"repeat must be >= 1, got {repeat}")
+    blocked = [m for m in methods if m.kind == "vllm"]
+    interleaved = [m for m in methods if m.kind != "vllm"]
+    if blocked and start_vllm is None:
+        raise ValueError("vLLM methods need start_vllm (a factory of vLLM engines)")
     runner = Runner(engine)
     warm = engine.encode_prompt(WARMUP_PROMPT, chat=chat)
-    for method in methods:
+    for method in interleaved:
         runner.run(method, warm, min(8, max_tokens))
     records: list[Record] = []
+    prompts: list[tuple[Question, list[int], list[int]]] = []
     for question in questions:
         prompt_ids = engine.encode_prompt(question.prompt, chat=chat)
-        runs: dict[str, list[Output]] = {m.name: [] for m in methods}
+        runs: dict[str, list[Output]] = {m.name: [] for m in interleaved}
         for _ in range(repeat):
-            for method in methods:
+            for method in interleaved:
                 runs[method.name].append(runner.run(method, prompt_ids, max_tokens))
         reference = runs[methods[0].name][0].token_ids
-        for method in methods:
-            outs = runs[method.name]
-            diffs = [first_difference(reference, o.token_ids) for o in outs]
-            bad = [i for i, d in enumerate(diffs) if d is not None]
-            shown = outs[bad[0]] if bad else outs[0]
-            record = Record(
-                method=method.name,
-                question_id=question.question_id,
-                category=question.category,
-                prompt_tokens=len(prompt_ids),
-                num_tokens=len(shown.token_ids),
-                seconds=min(o.seconds for o in outs),
-                matches_plain=not bad,
-                first_mismatch=diffs[bad[0]] if bad else None,
-                metrics=shown.metrics,
-                token_ids=shown.token_ids,
-            )
-            records.append(record)
-            if on_record is not None:
-                on_record(record)
+        prompts.append((question, prompt_ids, reference))
+        for method in interleaved:
+            _record(records, method, question, prompt_ids, reference, runs[method.name], on_record)
+    for method in blocked:
+        assert start_vllm is not None
+        with start_vllm(method) as block:
+            block.run(warm, min(8, max_tokens))
+            for question, prompt_ids, reference in prompts:
+                outs = [block.run(prompt_ids, max_tokens) for _ in range(repeat)]
+                _record(records, method, question, prompt_ids, reference, outs, on_record)
     return records
+
+
+def _record(
+    records: list[Record],
+    method: Method,
+    question: Question,
+    prompt_ids: list[int],
+    reference: list[int],
+    outs: list[Output],
+    on_record: Callable[[Record], None] | None,
+) -> None:
+    diffs = [first_difference(reference, o.token_ids) for o in outs]
+    bad = [i for i, d in enumerate(diffs) if d is not None]
+    shown = outs[bad[0]] if bad else outs[0]
+    record = Record(
+        method=method.name,
+        question_id=question.question_id,
+        category=question.category,
+        prompt_tokens=len(prompt_ids),
+        num_tokens=len(shown.token_ids),
+        seconds=min(o.seconds for o in outs),
+        matches_plain=not bad,
+        first_mismatch=diffs[bad[0]] if bad else None,
+        metrics=shown.metrics,
+        token_ids=shown.token_ids,
+    )
+    records.append(record)
+    if on_record is not None:
+        on_record(record)

@@ -1,7 +1,8 @@
 """Per-category numbers from benchmark records.
 
 Speed is total generated tokens over total seconds (prefill included) per category and method;
-a speedup is the ratio of two such rates measured in the same run. Acceptance and mean accepted
+a speedup is the ratio of two such rates measured in the same run ("vs plain": against plain
+decoding on the same engine, ``vllm:plain`` for vLLM rows). Acceptance and mean accepted
 length come from the engine's merged :class:`~sage.llm.metrics.SpecDecodeMetrics` (vLLM's
 definitions); transformers does not report them, so its rows leave them empty.
 """
@@ -68,8 +69,9 @@ def summarize(records: Sequence[Record], methods: Sequence[Method]) -> list[Row]
             if not mine:
                 continue
             peer = peer_of(method, methods)
-            metrics = _metrics(mine) if method.name != PLAIN else None
+            metrics = _metrics(mine) if method.family != PLAIN else None
             speed = rate[method.name]
+            base = rate.get(method.baseline, 0.0)
             rows.append(
                 Row(
                     category=category,
@@ -79,7 +81,7 @@ def summarize(records: Sequence[Record], methods: Sequence[Method]) -> list[Row]
                     tokens=sum(r.num_tokens for r in mine),
                     seconds=sum(r.seconds for r in mine),
                     tokens_per_second=speed,
-                    speedup_vs_plain=speed / rate[PLAIN] if rate[PLAIN] else None,
+                    speedup_vs_plain=speed / base if base else None,
                     speedup_vs_peer=(
                         speed / rate[peer.name] if peer and rate.get(peer.name) else None
                     ),

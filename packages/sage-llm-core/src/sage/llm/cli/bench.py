@@ -1,11 +1,16 @@
-"""``sage-llm bench``: plain vs strategies vs transformers on Spec-Bench prompts, per category."""
+"""``sage-llm bench``: plain vs strategies vs transformers on Spec-Bench prompts, per category.
+
+``--engine vllm`` adds vLLM to the same run: ``vllm:plain`` and ``vllm:<spec>`` rows on the same
+questions and prompt token ids, with vLLM's own acceptance counters (see
+:mod:`sage.llm.bench.methods`).
+"""
 
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -59,6 +64,16 @@ if TYPE_CHECKING:
 )
 @click.option("--no-peers", is_flag=True, help="Skip transformers' own generate baselines.")
 @click.option(
+    "--engine",
+    "engines",
+    multiple=True,
+    type=click.Choice(["transformers", "vllm"]),
+    default=("transformers",),
+    show_default=True,
+    help="Engines to benchmark; repeatable. The reference engine always runs (its plain greedy "
+    "output is the reference); vllm adds vllm:plain and vllm:<strategy> rows.",
+)
+@click.option(
     "--no-chat", is_flag=True, help="Feed prompts raw instead of through the chat template."
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present).")
@@ -79,6 +94,7 @@ def bench(
     max_tokens: int,
     repeat: int,
     no_peers: bool,
+    engines: tuple[str, ...],
     no_chat: bool,
     device: str | None,
     weight_layout: str,
@@ -101,7 +117,7 @@ def bench(
 
     console = Console(stderr=True)
     picked = select(load_questions(questions), categories or None, limit)
-    methods = plan(strategies, peers=not no_peers)
+    methods = plan(strategies, peers=not no_peers, engines=engines)
     model_name = model or default_pack_name()
     path = resolve_model(model_name)
 
@@ -133,6 +149,7 @@ def bench(
             chat=not no_chat,
             repeat=repeat,
             on_record=advance,
+            start_vllm=_vllm_starter(path, engine) if "vllm" in engines else None,
         )
     rows = summarize(records, methods)
     title = (
@@ -155,6 +172,7 @@ def bench(
             "repeat": repeat,
             "chat": not no_chat,
             "weight_layout": weight_layout,
+            "engines": ["transformers", *[e for e in engines if e != "transformers"]],
             "methods": [m.name for m in methods],
             "machine": machine_info(),
             "summary": [r.to_json() for r in rows],
@@ -178,3 +196,20 @@ def bench(
         names = ", ".join(f"{r.method} ({r.mismatches} of {r.questions})" for r in bad)
         console.print(f"[red]FAILED: output differs from plain greedy decoding: {names}[/red]")
         raise SystemExit(1)
+
+
+def _vllm_starter(path: Path, engine: Any) -> Any:
+    """Starts one vLLM engine per vLLM method, in the reference engine's dtype.
+
+    ``max_model_len`` is bounded so that the CPU default KV cache holds a full sequence of any
+    bench question; everything else is the service's defaults (on the CPU:
+    :func:`sage.llm.engines.vllm.cpu.cpu_defaults`).
+    """
+    from sage.llm.bench.methods import Method, VLLMMethod
+
+    dtype = str(engine.model.dtype).removeprefix("torch.")
+
+    def start(method: Method) -> VLLMMethod:
+        return VLLMMethod(method, str(path), dtype=dtype, engine_args={"max_model_len": 4096})
+
+    return start

@@ -4,12 +4,19 @@ The text streams as it is produced; then the run's numbers follow on stderr: tok
 acceptance, mean accepted length, and a speedup measured against plain decoding of the same
 prompt on the same model (a short plain run by default, so the estimate costs little;
 ``--baseline-tokens`` sets its length, 0 turns it off). ``--json`` prints one object instead.
+
+``--engine vllm`` takes the same options: the prompt is prepared the same way (chat template by
+default), ``--stop`` and ``--chat`` are honoured, ``--device`` must name the device the installed
+vLLM runs on, ``--weight-layout`` other than ``auto`` is refused (vLLM lays out its own weights),
+and ``--baseline-tokens`` runs only when given, because plain decoding on vLLM is a second
+engine start. The strategy string is resolved once, here, and both engines get the object.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import click
@@ -18,6 +25,7 @@ from sage.llm.cli.options import weight_layout_option
 
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.layout import WeightLayout
+    from sage.llm.strategy import SpeculativeStrategy
 
 ENGINES = ("transformers", "vllm")
 
@@ -63,13 +71,21 @@ ENGINES = ("transformers", "vllm")
     help="Wrap the prompt in the model's chat template (default: when it has one).",
 )
 @click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if present).")
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "bfloat16", "float16"]),
+    default=None,
+    help="Weights' dtype (default: the engine's: float32 on the CPU for transformers, the "
+    "model's own or bfloat16 for vLLM).",
+)
 @weight_layout_option
 @click.option(
     "--baseline-tokens",
     type=click.IntRange(min=0),
     default=32,
     show_default=True,
-    help="Plain-decoding tokens generated to measure the speedup (0: no baseline).",
+    help="Plain-decoding tokens generated to measure the speedup (0: no baseline). With "
+    "--engine vllm only when given: it starts a second, plain engine.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 def generate(
@@ -86,14 +102,33 @@ def generate(
     stop: tuple[str, ...],
     chat: bool | None,
     device: str | None,
+    dtype: str | None,
     weight_layout: str,
     baseline_tokens: int,
     as_json: bool,
 ) -> None:
     """Generate a completion of PROMPT with speculative decoding and report the speedup."""
     spec = _strategy_spec(strategy, draft_model, explicit=_given("strategy"))
+    resolved = _resolve(spec)
     if engine == "vllm":
-        _generate_vllm(prompt, spec, model, max_tokens, temperature, top_k, top_p, seed, as_json)
+        if weight_layout != "auto":
+            raise click.UsageError(
+                "--weight-layout applies to the transformers engine only: vLLM lays out its "
+                "own weights. Drop it, or use --engine transformers."
+            )
+        vllm_options = VLLMOptions(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            seed=seed,
+            stop=stop,
+            chat=chat,
+            device=device,
+            dtype=dtype,
+            baseline_tokens=baseline_tokens if _given("baseline_tokens") else 0,
+        )
+        _generate_vllm(prompt, spec, resolved, model, vllm_options, as_json)
         return
     from sage.llm.engines.transformers import TransformersEngine
 
@@ -103,7 +138,7 @@ def generate(
     _quiet_transformers()
     try:
         runner = TransformersEngine.from_pretrained(
-            target, device=device, weight_layout=cast("WeightLayout", weight_layout)
+            target, device=device, dtype=dtype, weight_layout=cast("WeightLayout", weight_layout)
         )
         options: dict[str, Any] = dict(
             max_tokens=max_tokens,
@@ -115,7 +150,7 @@ def generate(
             chat=chat,
         )
         stream = None if as_json else _stream
-        result = runner.generate(prompt, strategy=spec, on_text=stream, **options)
+        result = runner.generate(prompt, strategy=resolved, on_text=stream, **options)
         baseline = None
         if spec is not None and baseline_tokens > 0:
             count = min(baseline_tokens, max(1, len(result.token_ids)))
@@ -238,49 +273,137 @@ def _print_summary(result: Any, report: dict[str, Any]) -> None:
         click.echo(line, err=True)
 
 
+def _resolve(spec: str | None) -> SpeculativeStrategy | None:
+    """The strategy object for ``spec``: resolved (and checked) once, for either engine."""
+    if spec is None:
+        return None
+    from sage.llm.registry import get_strategy
+
+    return get_strategy(spec)
+
+
+@dataclass(frozen=True)
+class VLLMOptions:
+    """The ``generate`` options the vLLM path honours."""
+
+    max_tokens: int
+    temperature: float
+    top_k: int | None
+    top_p: float | None
+    seed: int | None
+    stop: tuple[str, ...]
+    chat: bool | None
+    device: str | None
+    dtype: str | None
+    baseline_tokens: int
+
+
 def _generate_vllm(
     prompt: str,
     spec: str | None,
+    strategy: SpeculativeStrategy | None,
     model: str | None,
-    max_tokens: int,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    seed: int | None,
+    options: VLLMOptions,
     as_json: bool,
 ) -> None:
     try:
-        from sage.llm.engines.vllm import generate_cli
+        from sage.llm.engines.vllm.generate import check_device, generate_cli
     except ImportError as exc:
         raise click.ClickException(
             "--engine vllm is not available in this installation (sage.llm.engines.vllm has "
             f"no generate_cli: {exc}). Install vLLM support with pip install "
             "'sage-llm-core[vllm]', or use --engine transformers."
         ) from exc
-    result = generate_cli(
-        model=_model_name(model),
+    if options.device is not None:
+        check_device(options.device)
+    target = _model_name(model)
+    if not as_json:
+        click.echo(f"Starting vLLM on {target} ...", err=True)
+    common: dict[str, Any] = dict(
+        model=target,
         prompts=[prompt],
-        strategy=spec,
-        max_tokens=max_tokens,
-        temperature=temperature,
-        top_p=top_p if top_p is not None else 1.0,
-        top_k=top_k,
-        seed=seed if seed is not None else 0,
+        temperature=options.temperature,
+        top_p=options.top_p if options.top_p is not None else 1.0,
+        top_k=options.top_k,
+        seed=options.seed if options.seed is not None else 0,
+        chat=options.chat,
+        dtype=options.dtype or "auto",
     )
-    token_ids = result.token_ids[0] if result.token_ids else []
+    result = generate_cli(
+        **common, strategy=strategy, max_tokens=options.max_tokens, stop=options.stop
+    )
+    token_ids = list(result.token_ids[0]) if result.token_ids else []
+    baseline = None
+    if strategy is not None and options.baseline_tokens > 0:
+        count = min(options.baseline_tokens, max(1, len(token_ids)))
+        baseline = generate_cli(**common, strategy=None, max_tokens=count)
+    report = _report_vllm(token_ids, result, baseline, options.temperature)
     if as_json:
         payload = {
             "text": result.text,
-            "token_ids": list(token_ids),
+            "token_ids": token_ids,
+            "prompt_tokens": result.prompt_tokens,
+            "finish_reason": _finish_reason(result),
             "metrics": result.metrics.to_json(),
             "strategy": spec or "none",
+            "engine": "vllm",
+            **report,
         }
         click.echo(json.dumps(payload))
         return
     click.echo(result.text)
     m = result.metrics
-    click.echo(
-        f"{m.num_generated_tokens} tokens, acceptance {m.acceptance_rate:.1%}, mean accepted "
-        f"length {m.mean_accepted_length:.2f} (vLLM)",
-        err=True,
-    )
+    lines = [
+        f"{m.num_generated_tokens} tokens in {m.wall_time_s:.2f} s: "
+        f"{m.tokens_per_second:.1f} tokens/s (prefill included), finished by "
+        f"{_finish_reason(result)} (vLLM)"
+    ]
+    if m.num_drafts:
+        per_position = ", ".join(f"{a:.2f}" for a in m.per_position_acceptance)
+        lines.append(
+            f"acceptance {m.acceptance_rate:.1%} ({m.num_accepted_tokens}/{m.num_draft_tokens} "
+            f"draft tokens in {m.num_drafts} drafts), mean accepted length "
+            f"{m.mean_accepted_length:.2f}, per position [{per_position}]"
+        )
+    base = report["baseline"]
+    if report["speedup"] is not None and base:
+        check = {True: ", same tokens", False: ", TOKENS DIFFER", None: ""}[
+            base["matches_plain_greedy"]
+        ]
+        lines.append(
+            f"speedup ~{report['speedup']:.2f}x vs plain decoding on vLLM "
+            f"({base['tokens_per_second']:.1f} tokens/s over its first {base['tokens']} "
+            f"tokens, prefill included{check})"
+        )
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _finish_reason(result: Any) -> str | None:
+    outputs = getattr(result, "outputs", None)
+    if not outputs:
+        return None
+    reason = getattr(outputs[0].outputs[0], "finish_reason", None)
+    return str(reason) if reason is not None else None
+
+
+def _report_vllm(
+    token_ids: list[int], result: Any, baseline: Any, temperature: float
+) -> dict[str, Any]:
+    """Speedup over a plain vLLM engine from whole-call rates (vLLM reports no prefill time,
+    so a baseline much shorter than the output flatters the speedup: give --baseline-tokens
+    the --max-tokens value for a like-for-like figure)."""
+    report: dict[str, Any] = {"speedup": None, "baseline": None}
+    if baseline is None:
+        return report
+    plain_ids = list(baseline.token_ids[0])
+    plain_rate = baseline.metrics.tokens_per_second
+    n = len(plain_ids)
+    spec_rate = result.metrics.tokens_per_second
+    report["speedup"] = spec_rate / plain_rate if plain_rate > 0 and spec_rate > 0 else None
+    report["baseline"] = {
+        "tokens": n,
+        "tokens_per_second": plain_rate,
+        "matches_plain_greedy": token_ids[:n] == plain_ids if temperature == 0 else None,
+    }
+    return report

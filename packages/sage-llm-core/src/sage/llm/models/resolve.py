@@ -33,25 +33,82 @@ def _from_gguf(path: Path) -> Path:
     return target
 
 
-def _from_hub(repo_id: str) -> Path:
+HUB_TIMEOUT_S = 10.0
+"""Seconds a hub request may take before the hub counts as unreachable."""
+
+
+def hub_offline() -> bool:
+    """huggingface_hub's own reading of ``HF_HUB_OFFLINE`` (imported lazily, never re-parsed)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A TCP connection to the hub endpoint opens within ``timeout`` seconds.
+
+    huggingface_hub retries an unreachable host for about half a minute per request, so a
+    machine without internet would hang before failing; this turns that into a quick answer.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    parsed = urlparse(constants.ENDPOINT)
+    if not parsed.hostname:
+        return False
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
     try:
-        from huggingface_hub import snapshot_download
+        with socket.create_connection((parsed.hostname, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _from_hub(repo_id: str, *, download: bool = True, revision: str | None = None) -> Path:
+    """A hub snapshot: the local hub cache first, then (``download``) the hub itself."""
+    packs = [p.name for p in list_packs()]
+    try:
+        from huggingface_hub import constants, snapshot_download
     except ImportError as exc:
         raise UnknownModelError(
-            repo_id,
-            [p.name for p in list_packs()],
-            extra="It looks like a hub id, but huggingface_hub is not installed.",
+            repo_id, packs, extra="It looks like a hub id, but huggingface_hub is not installed."
         ) from exc
     try:
-        return Path(snapshot_download(repo_id, local_files_only=True))
-    except Exception:
+        return Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
+    except Exception:  # not in the local cache (any failure here means "not cached")
         pass
+    if not download:
+        raise UnknownModelError(
+            repo_id,
+            packs,
+            extra=(
+                "It is not in the local hub cache and downloading is off (auto_download=False): "
+                f"download it first (hf download {repo_id}) or allow downloading."
+            ),
+        )
+    if hub_offline():
+        raise UnknownModelError(
+            repo_id,
+            packs,
+            extra="It is not in the local hub cache and HF_HUB_OFFLINE is set.",
+        )
+    if not _hub_reachable():
+        raise UnknownModelError(
+            repo_id,
+            packs,
+            extra=(
+                f"It is not in the local hub cache and the hub ({constants.ENDPOINT}) is "
+                "unreachable from this machine. Use a model pack or a local path."
+            ),
+        )
     try:
-        return Path(snapshot_download(repo_id, etag_timeout=10))
+        return Path(snapshot_download(repo_id, revision=revision, etag_timeout=HUB_TIMEOUT_S))
     except Exception as exc:
         raise UnknownModelError(
             repo_id,
-            [p.name for p in list_packs()],
+            packs,
             extra=(
                 f"Treated as a model hub id, but it could not be fetched "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). "
@@ -61,15 +118,21 @@ def _from_hub(repo_id: str) -> Path:
 
 
 def resolve_model(
-    name_or_path: str | Path | None = None, *, pull: bool = True, hub: bool = True
+    name_or_path: str | Path | None = None,
+    *,
+    pull: bool = True,
+    hub: bool = True,
+    download: bool = True,
+    revision: str | None = None,
 ) -> Path:
-    """A local directory that ``from_pretrained`` loads, for what the user named.
+    """A local directory that ``from_pretrained`` and vLLM load, for what the user named.
 
-    Accepted, in this order: an existing directory (used as is), an existing ``.gguf`` file
-    (converted once into the cache), a model pack name or alias (pulled on first use, with a
-    message on stderr), and a hub id ``org/name`` (fetched when a hub is reachable).
-    ``None`` means the default pack. ``hub=False`` never contacts a model hub (an engine
-    with its own hub policy calls it so and treats :class:`UnknownModelError` as "not ours").
+    The one model resolver of the project: both engines call it. Accepted, in this order: an
+    existing directory (used as is), an existing ``.gguf`` file (converted once into the
+    cache), a model pack name or alias (pulled on first use, with a message on stderr), and a
+    hub id ``org/name``: from the local hub cache, else fetched when ``download`` is set,
+    ``HF_HUB_OFFLINE`` is not (huggingface_hub's own reading of it) and the hub answers.
+    ``None`` means the default pack. ``hub=False`` never looks at a hub or its cache.
     """
     name = str(name_or_path) if name_or_path is not None else default_pack_name()
     path = Path(name).expanduser()
@@ -104,7 +167,7 @@ def resolve_model(
         return pull_pack(pack)
     looks_local = name.startswith((".", "/", "~")) or "\\" in name or path.suffix != ""
     if hub and "/" in name and not looks_local and name.count("/") == 1:
-        return _from_hub(name)
+        return _from_hub(name, download=download, revision=revision)
     names = [p.name for p in list_packs()] + [a for p in list_packs() for a in p.aliases]
     raise UnknownModelError(
         name,

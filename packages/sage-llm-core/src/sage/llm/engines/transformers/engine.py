@@ -176,29 +176,13 @@ class TransformersEngine:
     # -- prompts ---------------------------------------------------------------------------
 
     def encode_prompt(self, prompt: str | Sequence[int], *, chat: bool | None = None) -> list[int]:
-        """Token ids for ``prompt``; ``chat=None`` applies the chat template when there is one."""
-        if not isinstance(prompt, str):
-            ids = [int(t) for t in prompt]
-            if not ids:
-                raise ValueError("the prompt is empty; pass at least one token id.")
-            return ids
-        if self.tokenizer is None:
-            raise ValueError("this engine has no tokenizer; pass the prompt as token ids.")
-        has_template = bool(getattr(self.tokenizer, "chat_template", None))
-        if chat and not has_template:
-            raise ValueError(
-                f"{self.name} has no chat template; generate without chat=True (--no-chat)."
-            )
-        if chat or (chat is None and has_template):
-            text = self.tokenizer.apply_chat_template(
-                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-            )
-            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        else:
-            ids = self.tokenizer(prompt)["input_ids"]
-        if not ids:
-            raise ValueError("the prompt is empty; pass some text.")
-        return list(ids)
+        """Token ids for ``prompt``; ``chat=None`` applies the chat template when there is one.
+
+        The same function prepares vLLM's prompts (:func:`sage.llm.prompts.prompt_token_ids`).
+        """
+        from sage.llm.prompts import prompt_token_ids
+
+        return prompt_token_ids(self.tokenizer, prompt, chat=chat, model_name=self.name)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         if self.tokenizer is None:

@@ -24,3 +24,7 @@ class ModelLoadError(EngineError, OSError):
 
 class VocabularyMismatchError(EngineError, ValueError):
     """The draft model's vocabulary differs from the target model's."""
+
+
+class DeviceUnavailableError(EngineError, ValueError):
+    """The requested device does not exist here (e.g. ``cuda`` with a CPU-only torch)."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sage.llm.engines.transformers.errors import ModelLoadError
+from sage.llm.engines.transformers.errors import DeviceUnavailableError, ModelLoadError
 from sage.llm.engines.transformers.layout import (
     WeightLayout,
     use_column_major_weights,
@@ -61,6 +61,37 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def resolve_device(device: str | None) -> str:
+    """``device`` checked against this machine (``None``: CUDA when present, else the CPU).
+
+    Caught here rather than at ``model.to(device)``, where torch raises an internal assertion
+    from deep inside its CUDA initialisation.
+    """
+    import torch
+
+    if device is None:
+        return default_device()
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise DeviceUnavailableError(
+            f"unknown device {device!r}: use cpu, cuda or cuda:N."
+        ) from None
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+            raise DeviceUnavailableError(
+                f"device {device!r} is not available: this torch ({torch.__version__}) is "
+                f"{build} or sees no GPU. Use device cpu, or install a CUDA build of torch."
+            )
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise DeviceUnavailableError(
+                f"device {device!r} does not exist: {torch.cuda.device_count()} CUDA device(s) "
+                "are visible."
+            )
+    return device
+
+
 def default_dtype(device: str) -> Any:
     """float32 on CPU (bf16 matmuls are slow on most CPUs); bf16/fp16 on CUDA."""
     import torch
@@ -76,7 +107,6 @@ class ModelSource:
 
     path: str
     gguf_file: str | None = None
-    local: bool = True
 
 
 def resolve_source(
@@ -84,9 +114,9 @@ def resolve_source(
 ) -> ModelSource:
     """Turn what the user typed into something ``from_pretrained`` accepts, or explain why not.
 
-    Order: an existing path (a directory, or a ``.gguf`` file); then, when the models module is
-    installed, whatever ``sage.llm.models.resolve_model`` makes of the name (a model pack or a
-    hub id); without it, a hub id loaded by transformers itself.
+    Order: an existing path (a directory, or a ``.gguf`` file); then whatever
+    :func:`sage.llm.models.resolve_model`, the project's one resolver, makes of the name (a model
+    pack or a hub id, always a local directory in the end).
     """
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
@@ -117,21 +147,11 @@ def resolve_source(
             f"model {text!r} not found: no such directory or .gguf file. Check the path, or "
             "name a model pack (`sage-llm models list`) or a hub id 'org/name'."
         )
-    resolve_model = _models_resolver()
-    if resolve_model is not None:
-        # Model packs, their cache and hub downloads belong to sage.llm.models; its errors
-        # (unknown name with suggestions, checksum mismatch) are already clear.
-        return resolve_source(resolve_model(text), gguf_file)
-    return ModelSource(text, gguf_file, local=False)
+    from sage.llm.models import resolve_model
 
-
-def _models_resolver() -> Any:
-    """``sage.llm.models.resolve_model`` when the models module is installed, else ``None``."""
-    try:
-        from sage.llm.models import resolve_model
-    except ImportError:
-        return None
-    return resolve_model
+    # Model packs, their cache and the hub belong to sage.llm.models; its errors (unknown name
+    # with suggestions, unreachable hub, checksum mismatch) are already clear.
+    return resolve_source(resolve_model(text), gguf_file)
 
 
 def load_model(
@@ -155,7 +175,7 @@ def load_model(
     import torch
 
     source = resolve_source(name_or_path, gguf_file)
-    device = device or default_device()
+    device = resolve_device(device)
     if device == "cpu":
         configure_threads()
     dtype = dtype if dtype is not None else default_dtype(device)
@@ -168,16 +188,13 @@ def load_model(
     if source.gguf_file:
         _require_gguf()
         kwargs["gguf_file"] = source.gguf_file
-    if source.local:
-        try:
-            tokenizer, model = _from_pretrained(source.path, dtype, local_files_only=True, **kwargs)
-        except (OSError, ValueError) as exc:
-            where = f" (gguf_file={source.gguf_file!r})" if source.gguf_file else ""
-            raise ModelLoadError(
-                f"could not load the model in {source.path!r}{where}: {_first_line(exc)}"
-            ) from exc
-    else:
-        tokenizer, model = _from_hub(source.path, dtype, **kwargs)
+    try:
+        tokenizer, model = _from_pretrained(source.path, dtype, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        where = f" (gguf_file={source.gguf_file!r})" if source.gguf_file else ""
+        raise ModelLoadError(
+            f"could not load the model in {source.path!r}{where}: {_first_line(exc)}"
+        ) from exc
     model.to(device)
     model.eval()
     if wants_column_major(model, weight_layout):
@@ -198,49 +215,6 @@ def _from_pretrained(
         tokenizer = None
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
     return tokenizer, model
-
-
-def _from_hub(repo_id: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
-    """The local hub cache first; the network only when the hub answers within seconds.
-
-    huggingface_hub retries an unreachable host for about half a minute per file, so a
-    machine without internet would hang before failing; checking the endpoint first turns that
-    into an immediate, clear error.
-    """
-    try:
-        return _from_pretrained(repo_id, dtype, local_files_only=True, **kwargs)
-    except (OSError, ValueError):
-        pass
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false") or not _reachable(endpoint):
-        raise ModelLoadError(
-            f"model {repo_id!r} is not a local directory or .gguf file, is not in the local "
-            f"hub cache, and the hub ({endpoint}) is unreachable from this machine. Pass a local "
-            "model directory or .gguf file, or a model pack name (`sage-llm models list`)."
-        )
-    try:
-        return _from_pretrained(repo_id, dtype, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(
-            f"could not load {repo_id!r} from the hub ({endpoint}): {_first_line(exc)}. "
-            "Check the id, or pass a local model directory or .gguf file."
-        ) from exc
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    import socket
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    host = parsed.hostname
-    if not host:
-        return False
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _require_gguf() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sage.llm._lazy import lazy_getattr
 from sage.llm.engines.vllm.config import build_engine_args
+from sage.llm.engines.vllm.cpu import cpu_defaults
 from sage.llm.strategy import SpeculativeStrategy
 
 _LAZY_ATTRIBUTES: dict[str, str] = {
@@ -25,6 +26,7 @@ __all__ = [
     "VLLMService",
     "VLLMServiceConfig",
     "build_engine_args",
+    "cpu_defaults",
     "generate_cli",
 ]
 

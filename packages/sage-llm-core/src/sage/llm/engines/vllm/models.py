@@ -1,9 +1,10 @@
-"""Turning a model name into something vLLM can load, without hanging on an unreachable hub.
+"""The vLLM side of model resolution: vLLM's own accepted inputs, then the project's resolver.
 
-Order: an existing local directory; a model pack of the project (``sage.llm.models``, when
-that module is installed); a hub id already in the local cache; a hub id downloaded now, only
-when ``auto_download`` is set. Anything else is a :class:`ModelResolutionError` that says which
-of these were tried, instead of vLLM's retries and traceback.
+Names go through :func:`sage.llm.models.resolve_model`, the one resolver both engines use (local
+directory, model pack, hub cache, hub download only with ``auto_download``), so vLLM never
+searches a hub itself and never hangs on an unreachable one. What this module adds: vLLM also
+loads a directory holding only ``.gguf`` files, and its errors are a
+:class:`ModelResolutionError` naming the role (target or draft model).
 """
 
 from __future__ import annotations
@@ -12,9 +13,6 @@ import os
 from pathlib import Path
 
 from sage.llm.engines.vllm.errors import ModelResolutionError
-
-HUB_TIMEOUT_S = 10.0
-"""Seconds a hub request may take before the hub counts as unreachable."""
 
 
 def looks_like_path(name: str) -> bool:
@@ -29,10 +27,14 @@ def resolve_model(
     revision: str | None = None,
     role: str = "model",
 ) -> str:
-    """A local directory (or, failing local options, a downloaded snapshot) for ``name``.
+    """A local directory for ``name`` (downloading a hub id only when ``auto_download``).
 
-    ``role`` ("target model", "draft model") only shapes error messages.
+    ``role`` ("target model", "draft model") only shapes error messages. A model pack that
+    exists but fails to download or verify raises its own error, never a fallback to the hub.
     """
+    from sage.llm.models import UnknownModelError
+    from sage.llm.models import resolve_model as resolve
+
     if not name or not name.strip():
         raise ModelResolutionError(f"the {role} name is empty; pass a local path or a hub id.")
     path = Path(name).expanduser()
@@ -44,26 +46,10 @@ def resolve_model(
             f"the {role} {name!r} looks like a local path but no such directory exists. "
             "Check the path, or pass a hub id such as 'Qwen/Qwen2.5-0.5B-Instruct'."
         )
-    packed = _from_model_pack(name)
-    if packed is not None:
-        return packed
-    cached = _from_hub(name, revision=revision, local_only=True)
-    if cached is not None:
-        return cached
-    if not auto_download:
-        raise ModelResolutionError(
-            f"the {role} {name!r} is not a local directory, a model pack, or in the local hub "
-            "cache, and auto_download is off. Download it first (huggingface-cli download "
-            f"{name}) or set auto_download=True."
-        )
-    downloaded = _from_hub(name, revision=revision, local_only=False)
-    if downloaded is None:
-        raise ModelResolutionError(
-            f"the {role} {name!r} could not be downloaded: the model hub is not reachable "
-            f"(or HF_HUB_OFFLINE is set) or has no such repository. Use a local directory, "
-            "or run where the hub is reachable."
-        )
-    return downloaded
+    try:
+        return str(resolve(name, download=auto_download, revision=revision))
+    except UnknownModelError as exc:
+        raise ModelResolutionError(f"the {role}: {exc}") from exc
 
 
 def _require_config(path: Path, role: str) -> None:
@@ -72,37 +58,3 @@ def _require_config(path: Path, role: str) -> None:
             f"the {role} directory {str(path)!r} has no config.json (nor a .gguf file); it is "
             "not a model vLLM can load."
         )
-
-
-def _from_model_pack(name: str) -> str | None:
-    """A model pack's local directory (pulled on first use); None when ``name`` is no pack.
-
-    A pack that exists but fails to download or verify is an error, not a fallback to the hub.
-    """
-    from sage.llm.models import UnknownModelError
-    from sage.llm.models import resolve_model as resolve_pack
-
-    try:
-        return str(resolve_pack(name, hub=False))
-    except UnknownModelError:
-        return None
-
-
-def _from_hub(name: str, *, revision: str | None, local_only: bool) -> str | None:
-    """A snapshot directory from the Hugging Face cache (or the hub); None when unavailable."""
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError:
-        return None
-    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
-    try:
-        return str(
-            snapshot_download(
-                repo_id=name,
-                revision=revision,
-                local_files_only=local_only or offline,
-                etag_timeout=HUB_TIMEOUT_S,
-            )
-        )
-    except Exception:  # any hub failure means "not available here"; the caller explains
-        return None

@@ -12,8 +12,14 @@
 
 ``setup()`` resolves the model, lets the strategy write its engine arguments
 (:func:`sage.llm.engines.vllm.config.build_engine_args`), wires a strategy's vLLM proposer
-class, runs the project's checks (:mod:`.validation`) and only then builds ``vllm.LLM``. vLLM is
-imported there and nowhere earlier, so ``import sage.llm`` stays light.
+class, runs the project's checks (:mod:`.validation`), adds the CPU backend's memory defaults
+(:func:`sage.llm.engines.vllm.cpu.cpu_defaults`, never over the user's own) and only then
+builds ``vllm.LLM``. vLLM is imported there and nowhere earlier, so ``import sage.llm`` stays
+light.
+
+Prompts are prepared as the reference engine prepares them
+(:func:`sage.llm.prompts.prompt_token_ids`: the chat template by default when the model has
+one) and reach vLLM as token ids, so both engines see the same tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from sage.llm.engines.vllm.config import (
     build_engine_args,
     installed_vllm_version,
 )
+from sage.llm.engines.vllm.cpu import cpu_defaults, is_cpu_platform
 from sage.llm.engines.vllm.errors import (
     VLLM_INSTALL_HINT,
     ServiceStateError,
@@ -55,7 +62,8 @@ class VLLMServiceConfig:
     auto_download: bool = False
     """Allow fetching ``model_id`` (and a draft model) from the model hub when not local."""
     speculative_strategy: SpeculativeStrategy | str | None = None
-    """A strategy instance, a strategy string such as ``"ngram:n=5"``, or None (no speculation)."""
+    """A strategy instance, a strategy string such as ``"ngram:n=5"``, or None (no speculation).
+    A string is resolved (and checked) once, when the config is made."""
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     max_model_len: int | None = None
@@ -64,9 +72,17 @@ class VLLMServiceConfig:
     revision: str | None = None
     engine_args: dict[str, Any] = field(default_factory=dict)
     """Extra ``vllm.LLM`` keyword arguments (e.g. ``gpu_memory_utilization``); they win over
-    the fields above but not over what the strategy writes into ``speculative_config``."""
+    the fields above but not over what the strategy writes into ``speculative_config``. On
+    vLLM's CPU backend, ``kv_cache_memory_bytes`` or ``gpu_memory_utilization`` here (or
+    ``VLLM_CPU_KVCACHE_SPACE`` in the environment) replace the default KV-cache size."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.speculative_strategy, str):
+            from sage.llm.registry import get_strategy
+
+            text = self.speculative_strategy.strip()
+            none = text.lower() in ("", "none")
+            self.speculative_strategy = None if none else get_strategy(text)
         for name in ("tensor_parallel_size", "pipeline_parallel_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -152,10 +168,7 @@ class VLLMService:
             role="target model",
         )
         strategy = config.speculative_strategy
-        if isinstance(strategy, str):
-            from sage.llm.registry import get_strategy
-
-            strategy = get_strategy(strategy)
+        assert not isinstance(strategy, str)  # resolved in VLLMServiceConfig.__post_init__
         args = build_engine_args(strategy, config.base_engine_args(model_path))
         if strategy is not None:
             wire_proposer_class(strategy, args)
@@ -172,8 +185,11 @@ class VLLMService:
         if self._llm is not None:
             return self
         llm_class = _import_llm()
-        self.engine_args = self.prepare_engine_args()
-        self._llm = llm_class(**self.engine_args)
+        args = self.prepare_engine_args()
+        if is_cpu_platform():
+            args = {**cpu_defaults(args), **args}
+        self.engine_args = args
+        self._llm = llm_class(**args)
         return self
 
     def shutdown(self) -> None:
@@ -210,25 +226,28 @@ class VLLMService:
 
     def generate(
         self,
-        prompts: str | Sequence[str],
+        prompts: str | Sequence[str] | Sequence[Sequence[int]],
         sampling_params: Any = None,
+        *,
+        chat: bool | None = None,
         **sampling_kwargs: Any,
     ) -> GenerationResult:
-        """Generate for one prompt or many.
+        """Generate for one prompt or many (texts, or lists of token ids).
 
-        ``sampling_params`` is a ``vllm.SamplingParams``, a dict of its fields, or None; extra
-        keyword arguments (``max_tokens=64, temperature=0.0``) are its fields too.
+        Texts are prepared as the reference engine prepares them: ``chat=None`` wraps each in
+        the model's chat template when it has one, ``chat=False`` sends it raw (a completion),
+        ``chat=True`` requires a template. ``sampling_params`` is a ``vllm.SamplingParams``, a
+        dict of its fields, or None; extra keyword arguments (``max_tokens=64,
+        temperature=0.0``) are its fields too.
         """
         llm = self._require()
-        prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not prompt_list or not all(isinstance(p, str) for p in prompt_list):
-            raise InvalidParameterError(
-                "generate", "prompts must be a string or a non-empty list of strings.", "prompts"
-            )
+        prompt_list = self.prompt_token_ids(prompts, chat=chat)
         params = _sampling_params(sampling_params, sampling_kwargs)
         before = snapshot(llm.get_metrics())
         start = time.perf_counter()
-        outputs = llm.generate(prompt_list, params, use_tqdm=False)
+        outputs = llm.generate(
+            [{"prompt_token_ids": ids} for ids in prompt_list], params, use_tqdm=False
+        )
         wall = time.perf_counter() - start
         after = snapshot(llm.get_metrics())
         token_ids = [list(o.outputs[0].token_ids) for o in outputs]
@@ -241,10 +260,32 @@ class VLLMService:
         return GenerationResult(
             texts=[o.outputs[0].text for o in outputs],
             token_ids=token_ids,
-            prompt_tokens=sum(len(o.prompt_token_ids or ()) for o in outputs),
+            prompt_tokens=sum(len(ids) for ids in prompt_list),
             metrics=metrics,
             outputs=list(outputs),
         )
+
+    def prompt_token_ids(
+        self, prompts: str | Sequence[str] | Sequence[Sequence[int]], *, chat: bool | None = None
+    ) -> list[list[int]]:
+        """The token ids :meth:`generate` sends for ``prompts`` (see its ``chat``)."""
+        from sage.llm.prompts import PromptError, prompt_token_ids
+
+        items: list[Any] = [prompts] if isinstance(prompts, str) else list(prompts)
+        if items and not isinstance(items[0], str) and all(isinstance(t, int) for t in items):
+            items = [items]  # one prompt given as token ids
+        if not items or not all(isinstance(p, (str, Sequence)) for p in items):
+            raise InvalidParameterError(
+                "generate",
+                "prompts must be a string, a non-empty list of strings, or lists of token ids.",
+                "prompts",
+            )
+        tokenizer = self._require().get_tokenizer()
+        name = self.config.model_id
+        try:
+            return [prompt_token_ids(tokenizer, p, chat=chat, model_name=name) for p in items]
+        except PromptError as exc:
+            raise InvalidParameterError("generate", str(exc), "prompts") from exc
 
     def _require(self) -> Any:
         if self._llm is None:
@@ -263,6 +304,14 @@ def _import_llm() -> Any:
         ) from exc
     warn_if_unsupported_vllm()
     return LLM
+
+
+def import_vllm_platform() -> Any:
+    """vLLM's ``current_platform`` (what the installed build runs on), or a clear error."""
+    _import_llm()
+    from vllm.platforms import current_platform
+
+    return current_platform
 
 
 def warn_if_unsupported_vllm() -> None:

@@ -147,9 +147,7 @@ class DynamicProposer:
 
     def _draft(self, context_ids: Sequence[int], k: int) -> Proposal:
         if self.confidence_threshold > 0.0 and hasattr(self.inner, "_sync"):
-            proposal, _ = draft_until_unsure(
-                self.inner, context_ids, k, self.confidence_threshold
-            )
+            proposal, _ = draft_until_unsure(self.inner, context_ids, k, self.confidence_threshold)
             return proposal
         proposal = self.inner.propose(context_ids, k)
         if not isinstance(proposal, Proposal):

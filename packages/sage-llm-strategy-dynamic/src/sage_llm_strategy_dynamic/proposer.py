@@ -42,6 +42,8 @@ class _Pending:
     start: int  # len(context) when proposed: token i was a guess for context[start + i]
     tokens: list[int]
     next: int  # first position not yet checked
+    state: bool = False  # the controller's state when it was proposed
+    missed: bool = False  # a position was rejected or did not match
 
 
 class DynamicProposer:
@@ -65,6 +67,7 @@ class DynamicProposer:
         self._proposed_at: float | None = None  # when propose() returned
         self._verified_at: float | None = None  # when on_verified() returned
         self._last: _Pending | None = None
+        self._recent: _Pending | None = None  # the latest proposal, resolved or not
         self.chosen: list[int] = []  # k per step of the current request (for reports/tests)
 
     # -- outside control --------------------------------------------------------------------
@@ -94,6 +97,7 @@ class DynamicProposer:
         self._pending = []
         self._proposed_at = self._verified_at = None
         self._last = None
+        self._recent = None
         self.chosen = []
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
@@ -102,11 +106,15 @@ class DynamicProposer:
         self._learn_from_commits(context_ids)
         controller = self.controller
         if self.cheap:
+            recent = self._recent
+            controller.state = recent is not None and not recent.missed and recent.next > 0
             proposal = self.inner.propose(context_ids, controller.max_tokens)
             limit = min(max_tokens, len(proposal))
             k = controller.choose(limit, learns_when_off=True) if limit > 0 else 0
             if proposal.token_ids:
-                self._pending.append(_Pending(len(context_ids), list(proposal.token_ids), k))
+                item = _Pending(len(context_ids), list(proposal.token_ids), k, controller.state)
+                self._pending.append(item)
+                self._recent = item
         else:
             k = controller.choose(max_tokens)
             proposal = _EMPTY
@@ -136,6 +144,7 @@ class DynamicProposer:
             if last is not None:
                 if num_accepted < num_proposed:  # a rejection: later positions mean nothing
                     self._pending.remove(last)
+                    last.missed = True
                 else:
                     last.next = num_proposed
         self.inner.on_verified(num_proposed, num_accepted)
@@ -171,8 +180,9 @@ class DynamicProposer:
                 pos += 1
             checked = pos + 1 if miss else pos
             if checked > first:
-                self.controller.observe(checked, pos, first)
+                self.controller.observe(checked, pos, first, item.state)
             item.next = checked
+            item.missed = miss
             if not miss and item.next < len(item.tokens):
                 still.append(item)
         self._pending = still

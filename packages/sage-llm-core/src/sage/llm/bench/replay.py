@@ -344,6 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep.add_argument("--inner", default="ngram", help="strategy whose proposer is replayed")
     rep.add_argument("--max-k", type=int, default=10)
     rep.add_argument("-s", "--strategy", action="append", default=[])
+    rep.add_argument(
+        "--pass-costs",
+        default=None,
+        help="comma-separated seconds of a pass of 1, 2, ... tokens, instead of the traces' "
+        "measured table (the last value carries on to larger passes)",
+    )
     rep.add_argument("--json", type=Path, default=None)
     rep.add_argument("--plot", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -389,6 +395,17 @@ def _run(args: argparse.Namespace) -> int:
 
     sets = [TraceSet.load(p) for p in args.traces]
     traces = TraceSet(sets[0].model, [t for s in sets for t in s.traces], sets[0].costs)
+    if args.pass_costs:
+        try:
+            seconds = [float(v) for v in args.pass_costs.split(",")]
+        except ValueError:
+            raise SystemExit(f"--pass-costs needs numbers separated by commas: {args.pass_costs!r}")
+        if not seconds or min(seconds) <= 0:
+            raise SystemExit("--pass-costs needs positive numbers")
+        traces.costs = CostTable(
+            seconds + [seconds[-1]] * (args.max_k + 1 - len(seconds)),
+            prefill_seconds=traces.costs.prefill_seconds * seconds[0] / traces.costs.step(1),
+        )
     inner_strategy = get_strategy(args.inner)
 
     def inner() -> Proposer:

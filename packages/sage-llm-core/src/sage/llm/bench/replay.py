@@ -399,7 +399,9 @@ def _run(args: argparse.Namespace) -> int:
         try:
             seconds = [float(v) for v in args.pass_costs.split(",")]
         except ValueError:
-            raise SystemExit(f"--pass-costs needs numbers separated by commas: {args.pass_costs!r}")
+            raise SystemExit(
+                f"--pass-costs needs numbers separated by commas, got {args.pass_costs!r}"
+            ) from None
         if not seconds or min(seconds) <= 0:
             raise SystemExit("--pass-costs needs positive numbers")
         traces.costs = CostTable(

@@ -45,6 +45,11 @@ STALE_MEMORY: Final = 0.95
 fades by this factor per step instead (about 20 steps), toward the estimate of the position
 before them, so a depth that stopped being reached does not keep its old, good estimate."""
 
+CARRY_OVER: Final = 0.0
+"""How much of a request's per-position observations the next request starts with (its first
+position's rate is always carried over, as the prior). 0: each request learns its own depths.
+On the replay, carrying 0.2-1.0 over moved the overall speedup by under 1% either way."""
+
 COST_SMOOTHING: Final = 0.2
 """Weight of a new step-time sample in the running mean of its pass size (about 5 samples)."""
 
@@ -83,9 +88,10 @@ class AcceptanceEstimates:
         self.trials = [0.0] * depth
         self.prior = PRIOR_ACCEPTANCE
 
-    def reset(self, prior: float | None = None) -> None:
-        self.hits = [0.0] * self.depth
-        self.trials = [0.0] * self.depth
+    def reset(self, prior: float | None = None, keep: float = 0.0) -> None:
+        """Start over (``keep`` of what was observed is kept, as a weaker prior)."""
+        self.hits = [h * keep for h in self.hits]
+        self.trials = [t * keep for t in self.trials]
         if prior is not None:
             self.prior = prior
 
@@ -266,7 +272,7 @@ class LookaheadController:
                 self._run_trials + PRIOR_WEIGHT
             )
         for estimates in self.states.values():
-            estimates.reset(prior)
+            estimates.reset(prior, CARRY_OVER)
         self.state = False
         self._last = self.max_tokens
         self._off_steps = 0

@@ -33,7 +33,13 @@ DEFAULT_CONFIDENCE_THRESHOLD = 0.4
 
 @dataclass(frozen=True, kw_only=True)
 class DynamicLookaheadStrategy(SpeculativeStrategy):
-    """Speculation depth chosen per step between min_tokens and max_tokens."""
+    """Speculation depth between min_tokens and max_tokens, chosen differently per engine.
+
+    Reference engine (transformers): chosen every step of every request by an expected-gain
+    controller, from the acceptance it observed and the step times it measured; min_tokens=0
+    lets it switch speculation off and back on. vLLM: static, k = max_tokens for batches of
+    1-4, halved per 4x larger batch band down to min_tokens (vLLM has no per-step k).
+    """
 
     name: ClassVar[str] = "dynamic-lookahead"
 

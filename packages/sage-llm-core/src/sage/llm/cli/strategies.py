@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import click
@@ -69,7 +70,7 @@ def show_command(name: str, as_json: bool) -> None:
     """A strategy's parameters, with types, defaults, bounds and documentation."""
     cls = get_strategy_class(name)
     specs = cls.parameters()
-    doc = (cls.__doc__ or "").strip()
+    doc = inspect.cleandoc(cls.__doc__ or "")
     if as_json:
         payload = {
             "name": cls.strategy_name(),

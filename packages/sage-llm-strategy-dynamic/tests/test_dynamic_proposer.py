@@ -1,12 +1,25 @@
-"""dynamic-lookahead's proposer today: a fixed depth of max_tokens (adaptivity comes later)."""
+"""dynamic-lookahead's proposer: conformance, what it learns, and losslessness for every k.
+
+Losslessness is checked with the real controller and with a scripted one that walks through
+every depth it may choose (0..max_tokens), for both inner proposers (n-gram lookup and a draft
+model with the early confidence stop), greedy token for token and, for sampling, by comparing
+the output distribution with the target's exact one.
+"""
 
 from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from sage.llm import get_strategy
-from sage.llm.proposer import ProposerContext
+from sage.llm.proposer import Proposal, ProposerContext
 from sage.llm.testing import ProposerConformanceTests
+from sage_llm_strategy_dynamic.controller import LookaheadController
+from sage_llm_strategy_dynamic.proposer import DynamicProposer, wrap
 
 
 class TestDynamicProposerConformance(ProposerConformanceTests):
@@ -14,11 +27,272 @@ class TestDynamicProposerConformance(ProposerConformanceTests):
     valid_params = {"min_tokens": 1, "max_tokens": 6, "prompt_lookup_max": 3}
 
 
-def test_proposes_max_tokens_deep_by_ngram_lookup() -> None:
-    pytest.importorskip("sage_llm_strategy_ngram", reason="the n-gram proposer is not installed")
-    strategy = get_strategy("dynamic-lookahead", min_tokens=0, max_tokens=4)
+class TestDynamicDraftProposerConformance(ProposerConformanceTests):
+    strategy_name = "dynamic-lookahead"
+
+    def proposer_params(self, tiny_model_dir: Any) -> dict[str, Any]:
+        return {"min_tokens": 0, "max_tokens": 5, "draft_model_id": str(tiny_model_dir)}
+
+
+class Scripted(LookaheadController):
+    """Chooses the depths of ``script`` in turn (cut to what is allowed), learning nothing."""
+
+    def __init__(self, min_tokens: int, max_tokens: int, script: Sequence[int]) -> None:
+        super().__init__(min_tokens, max_tokens)
+        self.script = list(script)
+        self.step = 0
+
+    def choose(self, limit: int, *, learns_when_off: bool = False) -> int:
+        k = self.script[self.step % len(self.script)]
+        self.step += 1
+        return min(k, limit)
+
+
+class Recorder:
+    """A third party's proposer: proposes ``[1, 2, 3, ...]`` and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[int] = []
+        self.verified: list[tuple[int, int]] = []
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self.asked = []
+
+    def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        self.asked.append(max_tokens)
+        return Proposal(list(range(1, max_tokens + 1)))
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None:
+        self.verified.append((num_proposed, num_accepted))
+
+
+def test_the_seed_example_means_what_it_says() -> None:
+    strategy = get_strategy("dynamic-lookahead", min_tokens=3, max_tokens=10)
     proposer = strategy.make_proposer(ProposerContext())
-    proposer.start([1, 2, 3])
-    context = [1, 2, 3, 4, 5, 6, 7, 1, 2]
-    assert proposer.propose(context, 10).token_ids == [3, 4, 5, 6]
-    assert proposer.propose(context, 2).token_ids == [3, 4]
+    assert isinstance(proposer, DynamicProposer)
+    controller = proposer.controller
+    assert (controller.min_tokens, controller.max_tokens) == (3, 10)
+    proposer.set_clock(lambda: 0.0)  # no timings: the costs are the profile below
+    proposer.set_cost_profile([1.0, 1.38, 1.48, 1.5, 1.53, 1.55, 1.65, 1.63, 1.7, 1.72, 1.75])
+    proposer.start([9])
+    for _ in range(30):  # nothing is ever accepted: k falls to 3, never lower, never off
+        proposal = proposer.propose([9, *range(20), *range(20)], 64)
+        proposer.on_verified(len(proposal), 0)
+    assert proposer.chosen[-1] == 3
+    assert min(proposer.chosen) == 3
+
+
+def test_a_third_party_proposer_is_asked_for_the_chosen_k_only() -> None:
+    inner = Recorder()
+    proposer = wrap(inner, 0, 6)
+    proposer.set_clock(lambda: 0.0)  # no step times: the choice rests on acceptance
+    proposer.start([5])
+    for _ in range(20):
+        proposal = proposer.propose([5, 5, 5], 64)
+        assert len(proposal) <= 6
+        proposer.on_verified(len(proposal), len(proposal))  # everything accepted
+    assert inner.asked[-1] == 6
+    assert all(1 <= k <= 6 for k in inner.asked)
+    proposer.set_max_tokens_cap(2)
+    assert len(proposer.propose([5, 5, 5], 64)) == 2
+
+
+def test_cheap_proposals_are_learned_from_committed_tokens_while_off() -> None:
+    """With speculation off, n-gram proposals are still checked against what gets committed."""
+    proposer = get_strategy("dynamic", min_tokens=0, max_tokens=4).make_proposer(ProposerContext())
+    assert isinstance(proposer, DynamicProposer)
+    proposer.controller.set_cap(0)  # keep it off: only the committed tokens can teach it
+    text = [7, 1, 2, 3, 4, 5, 6, 8, 1, 2, 3, 4, 5, 6]
+    proposer.start(text[:9])
+    for n in range(9, len(text) + 1):
+        assert len(proposer.propose(text[:n], 64)) == 0
+        proposer.on_verified(0, 0)
+    estimates = proposer.controller.acceptance.estimates()
+    assert estimates[0] > 0.9  # every lookup after "1, 2" proposed the right continuation
+    assert proposer.controller.acceptance.trials[0] > 2
+
+
+# -- losslessness -----------------------------------------------------------------------------
+
+MAX_NEW = 40
+DEPTH = 6
+
+
+@pytest.fixture(scope="module")
+def target() -> Any:
+    pytest.importorskip("transformers")
+    from sage.llm.testing.tiny import tiny_llama
+
+    return tiny_llama(128, seed=0)
+
+
+@pytest.fixture(scope="module")
+def near_draft(target: Any) -> Any:
+    """The target plus noise: agrees often but not always, and is unsure now and then."""
+    import torch
+
+    noisy = copy.deepcopy(target)
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return noisy
+
+
+@pytest.fixture(scope="module")
+def prompts() -> list[list[int]]:
+    from sage.llm.testing.tiny import repetitive_prompt
+
+    return [repetitive_prompt(24, seed=s) for s in range(3)]
+
+
+@pytest.fixture(scope="module")
+def references(target: Any, prompts: list[list[int]]) -> list[list[int]]:
+    from sage.llm.testing.tiny import reference_greedy
+
+    return [reference_greedy(target, p, MAX_NEW) for p in prompts]
+
+
+def ngram_inner() -> Any:
+    from sage_llm_strategy_ngram.proposer import NgramProposer
+
+    return NgramProposer(DEPTH, 3, 1)
+
+
+def draft_inner(model: Any, sampling: Any = None) -> Any:
+    from sage_llm_strategy_draft.proposer import DraftModelProposer
+
+    return DraftModelProposer(model, DEPTH, sampling)
+
+
+EVERY_K = [0, 1, 2, 3, 4, 5, 6, 6, 3, 0, 0, 5, 1]  # every depth, and every change between them
+
+
+@pytest.mark.parametrize("kind", ["ngram", "draft", "draft-confidence"])
+def test_greedy_is_lossless_for_every_k(
+    target: Any,
+    near_draft: Any,
+    prompts: list[list[int]],
+    references: list[list[int]],
+    kind: str,
+) -> None:
+    from sage.llm.engines.transformers import TransformersEngine
+
+    engine = TransformersEngine(target)
+    for controller in (Scripted(0, DEPTH, EVERY_K), LookaheadController(0, DEPTH)):
+        if kind == "ngram":
+            proposer = DynamicProposer(ngram_inner(), controller, cheap=True)
+        else:
+            threshold = 0.3 if kind == "draft-confidence" else 0.0
+            inner = draft_inner(near_draft)
+            proposer = DynamicProposer(inner, controller, confidence_threshold=threshold)
+        accepted = 0
+        seen: set[int] = set()
+        for prompt, ref in zip(prompts, references, strict=True):
+            result = engine.generate(prompt, proposer=proposer, max_tokens=MAX_NEW)
+            assert result.token_ids == ref
+            accepted += result.metrics.num_accepted_tokens
+            seen.update(proposer.chosen)
+        if isinstance(controller, Scripted):  # the real one may rightly switch off here
+            assert accepted > 0
+            assert seen == set(range(DEPTH + 1))
+
+
+def test_strategy_by_name_is_lossless_with_its_draft(
+    target: Any, prompts: list[list[int]], references: list[list[int]], tmp_path: Any
+) -> None:
+    from sage.llm.engines.transformers import TransformersEngine
+    from sage.llm.testing.tiny import save_tiny_model
+
+    draft_dir = save_tiny_model(tmp_path / "draft", 128, seed=0, with_tokenizer=False)
+    engine = TransformersEngine(target)
+    spec = f"dynamic-lookahead:min_tokens=0,max_tokens=5,draft_model_id={draft_dir}"
+    for prompt, ref in zip(prompts, references, strict=True):
+        result = engine.generate(prompt, strategy=spec, max_tokens=MAX_NEW)
+        assert result.token_ids == ref
+        assert result.metrics.num_accepted_tokens > 0  # the draft is the target: all accepted
+
+
+# -- sampling keeps the target's distribution -------------------------------------------------
+
+VOCAB = 6
+SAMPLES = 1200
+PROMPT = [1, 2, 3, 1, 2, 4, 1, 2, 0, 5]
+
+
+def _chi2_ok(counts: dict[Any, int], probs: dict[Any, float], total: int) -> tuple[float, float]:
+    """Chi-square statistic (cells with expected < 5 pooled) and its p = 0.001 bound."""
+    stat, df, pooled_obs, pooled_exp = 0.0, -1, 0.0, 0.0
+    for cell, p in probs.items():
+        expected, observed = p * total, counts.get(cell, 0)
+        if expected < 5:
+            pooled_obs, pooled_exp = pooled_obs + observed, pooled_exp + expected
+            continue
+        stat += (observed - expected) ** 2 / expected
+        df += 1
+    if pooled_exp > 0:
+        stat += (pooled_obs - pooled_exp) ** 2 / pooled_exp
+        df += 1
+    assert all(probs.get(k, 0.0) > 0 for k in counts), "a zero-probability token was generated"
+    h = 2.0 / (9.0 * df)
+    return stat, df * (1.0 - h + 3.09 * math.sqrt(h)) ** 3
+
+
+@pytest.mark.parametrize("kind", ["ngram", "draft-confidence"])
+def test_sampling_keeps_the_target_distribution(kind: str) -> None:
+    pytest.importorskip("transformers")
+    import torch
+
+    from sage.llm.engines.transformers import SamplingParams, TransformersEngine
+    from sage.llm.engines.transformers.sampling import probabilities
+    from sage.llm.testing.tiny import tiny_llama
+
+    sampling = SamplingParams(temperature=1.0, top_k=5)
+    model = tiny_llama(VOCAB, seed=21, layers=1, hidden=32)
+
+    def next_probs(context: list[int]) -> Any:
+        with torch.inference_mode():
+            logits = model(input_ids=torch.tensor([context])).logits[0, -1]
+        return probabilities(logits, sampling)
+
+    # Exact P(t2, t3): the tokens of the first speculative step (up to 2 proposed).
+    exact: dict[Any, float] = {(b, c): 0.0 for b in range(VOCAB) for c in range(VOCAB)}
+    p1 = next_probs(PROMPT)
+    for a in range(VOCAB):
+        if float(p1[a]) == 0.0:
+            continue
+        p2 = next_probs([*PROMPT, a])
+        for b in range(VOCAB):
+            if float(p2[b]) == 0.0:
+                continue
+            p3 = next_probs([*PROMPT, a, b])
+            for c in range(VOCAB):
+                exact[(b, c)] += float(p1[a] * p2[b] * p3[c])
+    if kind == "ngram":
+        inner: Any = ngram_inner()
+    else:
+        noisy = copy.deepcopy(model)
+        g = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for p in noisy.parameters():
+                p.add_(torch.randn(p.shape, generator=g) * 0.3)
+        inner = draft_inner(noisy, sampling)
+    proposer = DynamicProposer(
+        inner,
+        Scripted(0, DEPTH, [2, 1, 0, 2]),
+        cheap=kind == "ngram",
+        confidence_threshold=0.5 if kind != "ngram" else 0.0,
+    )
+    engine = TransformersEngine(model)
+    counts: dict[Any, int] = {}
+    drafts = 0
+    for seed in range(SAMPLES):
+        result = engine.generate(
+            PROMPT, proposer=proposer, max_tokens=4, temperature=1.0, top_k=5, seed=seed
+        )
+        cell = tuple(result.token_ids[1:3])
+        counts[cell] = counts.get(cell, 0) + 1
+        drafts += result.metrics.num_drafts
+    assert drafts > SAMPLES // 4
+    stat, bound = _chi2_ok(counts, exact, SAMPLES)
+    assert stat < bound, f"chi2={stat:.1f} > {bound:.1f}"

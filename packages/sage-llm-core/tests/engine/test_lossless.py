@@ -130,9 +130,10 @@ def test_strategies_by_name_are_lossless(
 
 def test_dynamic_proposes_up_to_max_tokens(engine: TransformersEngine) -> None:
     strategy = get_strategy("dynamic-lookahead", min_tokens=0, max_tokens=7)
-    proposer = engine.make_proposer(strategy, engine_sampling())
-    assert isinstance(proposer, NgramProposer)
-    assert proposer.num_speculative_tokens == 7
+    proposer: Any = engine.make_proposer(strategy, engine_sampling())
+    assert isinstance(proposer.inner, NgramProposer)  # n-gram lookup under the controller
+    assert proposer.inner.num_speculative_tokens == 7
+    assert (proposer.controller.min_tokens, proposer.controller.max_tokens) == (0, 7)
 
 
 def engine_sampling() -> Any:

@@ -1,10 +1,15 @@
-"""The ``dynamic-lookahead`` strategy: speculation length bounded by ``min_tokens..max_tokens``.
+"""The ``dynamic-lookahead`` strategy: k chosen every step between min_tokens and max_tokens.
 
-What it does today, honestly: it writes a *static* vLLM configuration — ``num_speculative_tokens
-= max_tokens`` plus vLLM's per-batch-size table, which speculates ``max_tokens`` deep for small
-batches and shrinks toward ``min_tokens`` (0 switches speculation off) as batches grow, because a
-busy engine has less idle compute to spend on rejected drafts. Choosing k per step from the
-observed acceptance is the adaptive behaviour planned next; it is not implemented yet.
+On the reference engine each request's proposer (n-gram lookup, or the draft model with
+``draft_model_id``) is driven by :class:`~sage_llm_strategy_dynamic.controller.
+LookaheadController`: each step it proposes the ``k`` in ``[min_tokens, max_tokens]`` with the
+most expected tokens per second, from the acceptance it observed and the step times it measured
+(``min_tokens=0`` lets it switch speculation off and back on).
+
+On vLLM the strategy writes a *static* configuration: ``num_speculative_tokens = max_tokens``
+plus vLLM's per-batch-size table, which speculates ``max_tokens`` deep for small batches and
+shrinks toward ``min_tokens`` (0 switches speculation off) as batches grow, because a busy
+engine has less idle compute to spend on rejected drafts. vLLM has no per-step k.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
 from sage.llm.engines.vllm.config import require_vllm_at_least
-from sage_llm_strategy_ngram.strategy import DEFAULT_LOOKUP_MIN  # a declared dependency
+from sage_llm_strategy_dynamic._deps import DEFAULT_LOOKUP_MIN
 
 if TYPE_CHECKING:
     from sage.llm.proposer import Proposer, ProposerContext
@@ -22,15 +27,28 @@ if TYPE_CHECKING:
 BATCH_BAND_GROWTH = 4
 """Each row of the batch-size table covers 4x more batch sizes than the one before."""
 
+DEFAULT_CONFIDENCE_THRESHOLD = 0.4
+"""transformers' default ``assistant_confidence_threshold``; not tuned here (see benchmarks)."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class DynamicLookaheadStrategy(SpeculativeStrategy):
-    """Speculation depth between min_tokens and max_tokens, shrinking as the batch grows."""
+    """Speculation depth between min_tokens and max_tokens, chosen differently per engine.
+
+    Reference engine (transformers): chosen every step of every request by an expected-gain
+    controller, from the acceptance it observed and the step times it measured; min_tokens=0
+    lets it switch speculation off and back on. vLLM: static, k = max_tokens for batches of
+    1-4, halved per 4x larger batch band down to min_tokens (vLLM has no per-step k).
+    """
 
     name: ClassVar[str] = "dynamic-lookahead"
 
     min_tokens: int = param(
-        3, doc="Fewest tokens proposed per step; 0 lets speculation switch off.", ge=0, le=64
+        0,
+        doc="Fewest tokens proposed per step while speculating; 0 (the default, chosen by the "
+        "replay benchmark) lets speculation switch off where it does not pay.",
+        ge=0,
+        le=64,
     )
     max_tokens: int = param(10, doc="Most tokens proposed per step.", ge=1, le=64)
     draft_model_id: str | None = param(
@@ -43,6 +61,13 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         f"min({DEFAULT_LOOKUP_MIN}, prompt_lookup_max)).",
         ge=1,
         le=64,
+    )
+    confidence_threshold: float = param(
+        DEFAULT_CONFIDENCE_THRESHOLD,
+        doc="Draft mode, reference engine: stop drafting after a token the draft gives less "
+        "than this probability (0 never stops early).",
+        ge=0.0,
+        le=1.0,
     )
 
     @property
@@ -101,7 +126,7 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         self.speculative_config(engine_config).update(config)
 
     def make_proposer(self, context: ProposerContext) -> Proposer:
-        """A fixed depth of ``max_tokens`` for now; adapting k per step is not implemented."""
+        """The inner proposer under a :class:`LookaheadController` (see the module docstring)."""
         from sage_llm_strategy_dynamic.proposer import build_proposer
 
         return build_proposer(self, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import click
@@ -84,7 +85,7 @@ def show_command(name: str, as_json: bool) -> None:
     with stdout_to_stderr() as stdout:
         cls = get_strategy_class(name)
     specs = cls.parameters()
-    doc = (cls.__doc__ or "").strip()
+    doc = inspect.cleandoc(cls.__doc__ or "")
     if as_json:
         payload = {
             "name": cls.strategy_name(),

@@ -1,0 +1,340 @@
+"""How many tokens to propose next: the expected-gain controller of dynamic-lookahead.
+
+Pure Python (no torch), so it is cheap to test on synthetic acceptance sequences and to replay
+on recorded traces. Each step it picks the ``k`` that maximises expected committed tokens per
+second (Leviathan et al. 2023, section 3.4):
+
+* ``a_j``: the probability that proposed position ``j`` is accepted given that positions
+  ``1..j-1`` were, estimated per position from the positions that were actually checked against
+  the target (a position after the first rejection tells nothing and is not counted);
+* ``E(k) = 1 + sum_{i<=k} prod_{j<=i} a_j``: expected tokens one step commits;
+* ``C(k)``: the step's cost in seconds, measured (:class:`StepCosts`), never assumed;
+* ``k* = argmax E(k) / C(k)`` over ``{0 if min_tokens == 0} U [max(1, min_tokens), cap]``.
+
+Every constant below is named, with the reason for its value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Final
+
+PRIOR_ACCEPTANCE: Final = 0.3
+"""``a_1`` before anything is observed (later requests start from the acceptance of the ones
+before). Cautious: on the replay of recorded traces 0.3 and below beat 0.5 by 1% overall (2% on
+translation), because a cheap proposer's shadow learning (see proposer.py) corrects a low prior
+within a step or two while a high one pays for rejected passes. Deeper positions borrow the
+estimate of the position before them (a copy that started tends to go on), so an unobserved
+depth is never assumed worse or better than the last depth that was observed."""
+
+PRIOR_WEIGHT: Final = 0.25
+"""How many observations the prior is worth: a quarter, so the first real verdict dominates and
+an estimate can fall to ~2% (not to the 8% floor a full observation's weight would keep with
+only about five remembered observations, see MEMORY): at 8% a 9-token pass still looked worth
+it after thirty rejections in a row."""
+
+MEMORY: Final = 0.8
+"""Each new observation of a position discounts the older ones by this factor: an estimate
+rests on about ``1 / (1 - 0.8) = 5`` recent observations, so a regime change (the output stops
+copying the prompt) is followed within a handful of steps. Chosen on the replay of recorded
+traces (docs/benchmarks.md), where 0.7-0.9 were within 1% of each other."""
+
+STALE_MEMORY: Final = 0.95
+"""Positions after the first rejection were not judged this step; what is known about them
+fades by this factor per step instead (about 20 steps), toward the estimate of the position
+before them, so a depth that stopped being reached does not keep its old, good estimate."""
+
+CARRY_OVER: Final = 0.0
+"""How much of a request's per-position observations the next request starts with (its first
+position's rate is always carried over, as the prior). 0: each request learns its own depths.
+On the replay, carrying 0.2-1.0 over moved the overall speedup by under 1% either way."""
+
+COST_SMOOTHING: Final = 0.2
+"""Weight of a new step-time sample in the running mean of its pass size (about 5 samples)."""
+
+OUTLIER_FACTOR: Final = 3.0
+"""A step-time sample above 3x the current estimate (another process took the CPU) is clipped
+to 3x, so one stall cannot switch speculation off for a long time."""
+
+HYSTERESIS: Final = 0.02
+"""Keep the previous ``k`` unless another one is expected to be at least 2% faster: estimates
+move a little every step and flapping between near-equal depths only adds noise."""
+
+PROBE_FIRST: Final = 4
+PROBE_LAST: Final = 64
+"""With speculation off and no other way to learn (a proposer that is costly to run in the
+shadow), probe once after 4 plain steps, then after 8, 16, ... at most every 64 steps: a bounded
+price (at most one speculative step in 4, falling to 1 in 64) for noticing that proposals became
+good again. A probe that gets a token accepted is followed by another at once, so a run of good
+proposals switches speculation back on within a few steps."""
+
+
+def expected_tokens(acceptance: Sequence[float], k: int) -> float:
+    """``E(k) = 1 + sum_{i<=k} prod_{j<=i} a_j``: the tokens one step commits on average."""
+    total, run = 1.0, 1.0
+    for a in acceptance[:k]:
+        run *= a
+        total += run
+    return total
+
+
+class AcceptanceEstimates:
+    """Per-position conditional acceptance with exponential forgetting (a discounted Beta)."""
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.hits = [0.0] * depth
+        self.trials = [0.0] * depth
+        self.prior = PRIOR_ACCEPTANCE
+
+    def reset(self, prior: float | None = None, keep: float = 0.0) -> None:
+        """Start over (``keep`` of what was observed is kept, as a weaker prior)."""
+        self.hits = [h * keep for h in self.hits]
+        self.trials = [t * keep for t in self.trials]
+        if prior is not None:
+            self.prior = prior
+
+    def observe(self, tested: int, accepted: int, first: int = 0) -> None:
+        """Positions ``first..tested-1`` (0-based) were checked; the first ``accepted`` held.
+
+        Only positions up to and including the first rejection count: after it, the target
+        never judged the proposal (``a_j`` is conditional on the earlier positions).
+        """
+        last = min(tested, accepted + 1, self.depth)
+        for j in range(first, last):
+            self.hits[j] = self.hits[j] * MEMORY + (1.0 if j < accepted else 0.0)
+            self.trials[j] = self.trials[j] * MEMORY + 1.0
+        if first == 0:  # once per step: what was not judged grows stale
+            for j in range(last, self.depth):
+                self.hits[j] *= STALE_MEMORY
+                self.trials[j] *= STALE_MEMORY
+
+    def estimates(self) -> list[float]:
+        out: list[float] = []
+        prior = self.prior
+        for hit, trial in zip(self.hits, self.trials, strict=True):
+            a = (hit + PRIOR_WEIGHT * prior) / (trial + PRIOR_WEIGHT)
+            out.append(a)
+            prior = a
+        return out
+
+
+class StepCosts:
+    """Seconds per step by number of tokens in the verify pass, from measured step times.
+
+    ``profile`` (seconds for a pass of ``1..len(profile)`` tokens, e.g. from a calibration of
+    the target model) fills sizes never observed yet, scaled by how the observed sizes compare
+    with it (the cache grows during a request, so every pass gets slower alike). Without a
+    profile an unobserved size costs what the nearest observed size costs; with nothing
+    observed every size costs the same, and the choice rests on acceptance alone.
+    """
+
+    def __init__(self, max_pass: int, profile: Sequence[float] | None = None) -> None:
+        self.max_pass = max_pass
+        self.mean: list[float | None] = [None] * (max_pass + 1)  # index = tokens in the pass
+        self.profile: list[float] | None = None
+        self.draft_per_token: float = 0.0
+        self.overhead: float = 0.0  # the loop's own time per step, whatever k is
+        self.set_profile(profile)
+
+    def set_profile(self, profile: Sequence[float] | None) -> None:
+        if profile is None:
+            self.profile = None
+            return
+        values = [float(v) for v in profile]
+        if not values or any(not math.isfinite(v) or v <= 0 for v in values):
+            raise ValueError(f"a cost profile needs positive finite seconds, got {values!r}")
+        while len(values) < self.max_pass:  # beyond the calibrated sizes: as the largest
+            values.append(values[-1])
+        self.profile = values[: self.max_pass]
+
+    def observe_pass(self, tokens: int, seconds: float) -> None:
+        if not 1 <= tokens <= self.max_pass or not math.isfinite(seconds) or seconds <= 0:
+            return
+        old = self.mean[tokens]
+        if old is None:
+            self.mean[tokens] = seconds
+            return
+        seconds = min(seconds, OUTLIER_FACTOR * old)
+        self.mean[tokens] = old + COST_SMOOTHING * (seconds - old)
+
+    def observe_draft(self, tokens: int, seconds: float) -> None:
+        """A model draft took ``seconds`` for ``tokens`` tokens (lookup proposers: never)."""
+        if tokens < 1 or not math.isfinite(seconds) or seconds < 0:
+            return
+        sample = seconds / tokens
+        if self.draft_per_token == 0.0:
+            self.draft_per_token = sample
+        else:
+            sample = min(sample, OUTLIER_FACTOR * self.draft_per_token)
+            self.draft_per_token += COST_SMOOTHING * (sample - self.draft_per_token)
+
+    def observe_overhead(self, seconds: float) -> None:
+        """Time per step spent outside the draft and the verify pass (committing, lookup)."""
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        if self.overhead == 0.0:
+            self.overhead = seconds
+        else:
+            seconds = min(seconds, OUTLIER_FACTOR * self.overhead)
+            self.overhead += COST_SMOOTHING * (seconds - self.overhead)
+
+    def pass_cost(self, tokens: int) -> float:
+        """Seconds (or relative units before any measurement) for a pass of ``tokens``."""
+        seen = self.mean[tokens]
+        if seen is not None:
+            return seen
+        observed = [(n, m) for n, m in enumerate(self.mean) if m is not None]
+        if self.profile is not None:
+            ratios = [m / self.profile[n - 1] for n, m in observed]
+            scale = math.exp(sum(math.log(r) for r in ratios) / len(ratios)) if ratios else 1.0
+            return self.profile[tokens - 1] * scale
+        if not observed:
+            return 1.0
+        return min(observed, key=lambda nm: (abs(nm[0] - tokens), nm[0]))[1]
+
+    def step_cost(self, k: int) -> float:
+        return self.pass_cost(1 + k) + self.draft_per_token * k + self.overhead
+
+
+class LookaheadController:
+    """Chooses ``k`` per step in ``[min_tokens, max_tokens]`` (0 allowed when min_tokens is 0).
+
+    Feed it what happened: :meth:`observe` (positions checked and accepted), and step times
+    (:attr:`costs`). ``cap`` lowers the deepest ``k`` from outside (a control plane under load)
+    without touching what was learned.
+    """
+
+    def __init__(
+        self,
+        min_tokens: int,
+        max_tokens: int,
+        *,
+        profile: Sequence[float] | None = None,
+    ) -> None:
+        if isinstance(min_tokens, bool) or isinstance(max_tokens, bool):
+            raise ValueError("min_tokens and max_tokens must be integers")
+        if not 0 <= min_tokens <= max_tokens or max_tokens < 1:
+            raise ValueError(
+                "LookaheadController needs 0 <= min_tokens <= max_tokens and max_tokens >= 1, "
+                f"got min_tokens={min_tokens}, max_tokens={max_tokens}."
+            )
+        self.min_tokens = min_tokens
+        self.max_tokens = max_tokens
+        self.states = {
+            False: AcceptanceEstimates(max_tokens),
+            True: AcceptanceEstimates(max_tokens),
+        }
+        self.state = False
+        """Which estimates apply to this step: ``True`` while the proposer continues a proposal
+        that has matched so far (a copy in progress), ``False`` for a fresh one. Set by the
+        proposer before :meth:`choose`; a copy in progress is far likelier to go on."""
+        self.costs = StepCosts(max_tokens + 1, profile)
+        self._cap = max_tokens
+        self._last = max_tokens
+        self._off_steps = 0
+        self._probe_every = PROBE_FIRST
+        self._probing = False
+        self._run_hits = 0.0  # discounted acceptance of position 1 across requests
+        self._run_trials = 0.0
+
+    @property
+    def acceptance(self) -> AcceptanceEstimates:
+        """The estimates of the current :attr:`state`."""
+        return self.states[self.state]
+
+    # -- control from outside ---------------------------------------------------------------
+
+    @property
+    def cap(self) -> int:
+        return self._cap
+
+    def set_cap(self, cap: int | None) -> None:
+        """Never propose more than ``cap`` tokens (``None``: back to ``max_tokens``).
+
+        A cap below ``min_tokens`` wins over it: the control plane asked for less work.
+        """
+        if cap is None:
+            self._cap = self.max_tokens
+            return
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 0:
+            raise ValueError(f"cap must be an integer >= 0 or None, got {cap!r}")
+        self._cap = min(cap, self.max_tokens)
+
+    # -- per request ------------------------------------------------------------------------
+
+    def start_request(self) -> None:
+        """A new request: forget its predecessor's positions, keep its first-position rate."""
+        prior = None
+        if self._run_trials > 0:
+            prior = (self._run_hits + PRIOR_WEIGHT * PRIOR_ACCEPTANCE) / (
+                self._run_trials + PRIOR_WEIGHT
+            )
+        for estimates in self.states.values():
+            estimates.reset(prior, CARRY_OVER)
+        self.state = False
+        self._last = self.max_tokens
+        self._off_steps = 0
+        self._probe_every = PROBE_FIRST
+
+    def observe(
+        self, tested: int, accepted: int, first: int = 0, state: bool | None = None
+    ) -> None:
+        """Positions ``first..tested-1`` were checked against the target; ``accepted`` held.
+
+        ``state``: the :attr:`state` the proposal was made in (default: the current one).
+        """
+        if tested <= first:
+            return
+        self.states[self.state if state is None else state].observe(tested, accepted, first)
+        if self._probing and first == 0:
+            self._probing = False
+            if accepted > 0:  # promising: probe again next step
+                self._probe_every = PROBE_FIRST
+                self._off_steps = PROBE_FIRST - 1
+        if first == 0:
+            self._run_hits = self._run_hits * MEMORY + (1.0 if accepted > 0 else 0.0)
+            self._run_trials = self._run_trials * MEMORY + 1.0
+
+    # -- the decision -----------------------------------------------------------------------
+
+    def candidates(self, limit: int) -> list[int]:
+        """The depths allowed this step, ``limit`` being what the engine or proposal allows."""
+        top = min(self._cap, limit, self.max_tokens)
+        if top <= 0:
+            return [0]
+        low = max(1, min(self.min_tokens, top))
+        ks = list(range(low, top + 1))
+        if self.min_tokens == 0 or self._cap < low:
+            ks.insert(0, 0)
+        return ks
+
+    def scores(self, limit: int) -> dict[int, float]:
+        """Expected tokens per second (per cost unit) for each allowed ``k``."""
+        acceptance = self.acceptance.estimates()
+        return {
+            k: expected_tokens(acceptance, k) / self.costs.step_cost(k)
+            for k in self.candidates(limit)
+        }
+
+    def choose(self, limit: int, *, learns_when_off: bool = False) -> int:
+        """The ``k`` for this step. ``learns_when_off``: the caller keeps observing proposals
+        while speculation is off (from committed tokens), so no probe is needed."""
+        scores = self.scores(limit)
+        best = max(scores, key=lambda k: (scores[k], -k))
+        if self._last in scores and scores[self._last] * (1.0 + HYSTERESIS) >= scores[best]:
+            best = self._last
+        if best == 0 and len(scores) > 1 and not learns_when_off:
+            self._off_steps += 1
+            if self._off_steps >= self._probe_every:
+                self._off_steps = 0
+                self._probe_every = min(PROBE_LAST, self._probe_every * 2)
+                best = max((k for k in scores if k > 0), key=lambda k: (scores[k], -k))
+                self._probing = True
+                return best  # a probe does not become the new "last" choice
+        elif best > 0:
+            self._off_steps = 0
+            self._probe_every = PROBE_FIRST
+        self._last = best
+        return best

@@ -1,0 +1,144 @@
+"""The controller on synthetic acceptance sequences and cost profiles (no model, no torch)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from sage_llm_strategy_dynamic.controller import (
+    PROBE_LAST,
+    AcceptanceEstimates,
+    LookaheadController,
+    StepCosts,
+    expected_tokens,
+)
+
+# A CPU-like verify profile: one token 1.0, two 1.38, then nearly flat (docs/benchmarks.md).
+CPU = [1.0, 1.38, 1.48, 1.50, 1.53, 1.55, 1.65, 1.63, 1.7, 1.72, 1.75]
+
+
+def drive(c: LookaheadController, accept: float, steps: int, limit: int = 64) -> list[int]:
+    """Run ``steps`` steps where each proposed token is accepted iff position < accept*k."""
+    chosen = []
+    for _ in range(steps):
+        k = c.choose(limit)
+        chosen.append(k)
+        if k:
+            c.observe(k, k if accept >= 1.0 else int(accept * k))
+    return chosen
+
+
+def test_expected_tokens() -> None:
+    assert expected_tokens([1.0] * 4, 4) == 5
+    assert expected_tokens([0.5, 0.5], 2) == pytest.approx(1.75)
+    assert expected_tokens([0.9], 0) == 1
+
+
+def test_no_nan_or_zero_division_at_start() -> None:
+    c = LookaheadController(0, 8)
+    scores = c.scores(8)
+    assert all(math.isfinite(s) and s > 0 for s in scores.values())
+    assert 0 <= c.choose(8) <= 8
+    assert c.choose(0) == 0  # the engine allows nothing this step
+    c.costs.observe_pass(1, 0.0)  # zero and absurd timings are ignored
+    c.costs.observe_pass(3, float("nan"))
+    assert all(math.isfinite(s) for s in c.scores(8).values())
+
+
+@pytest.mark.parametrize("profile", [None, CPU])
+def test_all_accepted_rises_to_max(profile: list[float] | None) -> None:
+    c = LookaheadController(1, 10, profile=profile)
+    c.choose(10)
+    c.observe(1, 0)  # start from a bad first impression
+    chosen = drive(c, 1.0, 30)
+    assert chosen[-1] == 10
+
+
+def test_nothing_accepted_falls_to_min_or_off() -> None:
+    seed = LookaheadController(3, 10, profile=CPU)
+    assert drive(seed, 0.0, 30)[-1] == 3  # the seed's min_tokens=3: never fewer while on
+    off = LookaheadController(0, 10, profile=CPU)
+    chosen = drive(off, 0.0, 30)
+    assert chosen[-1] == 0
+    assert chosen.count(0) > 20
+
+
+def test_switched_off_it_probes_at_bounded_intervals() -> None:
+    c = LookaheadController(0, 6, profile=CPU)
+    chosen = drive(c, 0.0, 400)
+    zeros_in_a_row = max(len(run) for run in "".join("x" if k else "0" for k in chosen).split("x"))
+    assert zeros_in_a_row <= PROBE_LAST
+    assert sum(1 for k in chosen[100:] if k) <= 300 // PROBE_LAST + 2  # probes grow sparse
+    # Once proposals are good again a probe notices and speculation comes back.
+    back = drive(c, 1.0, PROBE_LAST + 10)
+    assert back[-1] == 6
+
+
+def test_regime_change_is_followed_within_a_few_steps() -> None:
+    c = LookaheadController(0, 8, profile=CPU)
+    drive(c, 1.0, 40)
+    after = drive(c, 0.0, 24)
+    assert after[-8:].count(0) >= 6, after  # copying stopped: off (but probing) within 16 steps
+    c1 = LookaheadController(1, 8, profile=CPU)
+    drive(c1, 1.0, 40)
+    assert drive(c1, 0.0, 24)[-1] == 1
+    c2 = LookaheadController(1, 8, profile=CPU)
+    drive(c2, 0.0, 40)
+    again = drive(c2, 1.0, 12)
+    assert again[-1] == 8, again
+
+
+def test_gpu_like_flat_costs_speculate_deeper_than_cpu_costs() -> None:
+    """Same acceptance, different measured costs: k follows E(k)/C(k)."""
+    flat = LookaheadController(0, 10, profile=[1.0 + 0.01 * n for n in range(11)])
+    steep = LookaheadController(0, 10, profile=[1.0 + 0.5 * n for n in range(11)])
+    for c in (flat, steep):
+        for _ in range(20):
+            c.observe(10, 3)  # 3 of 10 accepted, every time
+    assert flat.choose(10) > steep.choose(10)
+
+
+def test_acceptance_counts_only_positions_the_target_judged() -> None:
+    a = AcceptanceEstimates(6)
+    a.observe(6, 2)  # positions 0, 1 accepted; 2 rejected; 3..5 never judged
+    assert a.trials[:3] == [1.0, 1.0, 1.0]
+    assert a.trials[3:] == [0.0, 0.0, 0.0]
+    assert a.hits[:3] == [1.0, 1.0, 0.0]
+
+
+def test_cap_lowers_k_from_outside() -> None:
+    c = LookaheadController(2, 10, profile=CPU)
+    drive(c, 1.0, 20)
+    c.set_cap(4)
+    assert c.choose(10) == 4
+    c.set_cap(0)
+    assert c.choose(10) == 0
+    c.set_cap(None)
+    assert c.choose(10) == 10
+    with pytest.raises(ValueError, match="cap must be"):
+        c.set_cap(-1)
+
+
+def test_min_tokens_respected_unless_less_is_allowed() -> None:
+    c = LookaheadController(3, 10, profile=CPU)
+    drive(c, 0.0, 10)
+    assert c.choose(10) == 3
+    assert c.choose(2) == 2  # the engine or the proposal allows only 2
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(-1, 4), (5, 4), (0, 0)])
+def test_parameters_are_validated(lo: int, hi: int) -> None:
+    with pytest.raises(ValueError, match="min_tokens"):
+        LookaheadController(lo, hi)
+
+
+def test_costs_learn_from_timings_and_ignore_a_stall() -> None:
+    costs = StepCosts(5, profile=[1.0, 2.0, 2.0, 2.0, 2.0])
+    costs.observe_pass(1, 0.1)
+    assert costs.pass_cost(3) == pytest.approx(0.2)  # unobserved: profile x observed scale
+    costs.observe_pass(3, 0.3)
+    costs.observe_pass(3, 100.0)  # another process took the CPU
+    assert costs.pass_cost(3) < 0.5
+    with pytest.raises(ValueError, match="positive finite"):
+        StepCosts(3, profile=[1.0, -1.0])

@@ -22,7 +22,7 @@ from sage.llm.control_plane import (
     GenerationRequest,
     RequestCancelledError,
 )
-from sage.llm.control_plane.vllm_backend import CPU_KV_CACHE_BYTES, VLLMBackend
+from sage.llm.control_plane.vllm_backend import VLLMBackend
 from sage.llm.testing.control_plane import ScriptedStrategy
 
 
@@ -59,9 +59,10 @@ def test_policy_never_starts_vllm_without_speculation(model_dir: Path) -> None:
 def test_cpu_memory_default_unless_the_caller_sets_one(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sage.llm.control_plane.vllm_backend._on_gpu", lambda: False)
+    monkeypatch.setattr("sage.llm.control_plane.vllm_backend._vllm_on_cpu", lambda: True)
     args = VLLMBackend(str(model_dir), None, {}).engine_args()
-    assert args["kv_cache_memory_bytes"] == CPU_KV_CACHE_BYTES
+    assert args["kv_cache_memory_bytes"] > 0
+    assert args["enforce_eager"] is True
     mine = VLLMBackend(str(model_dir), None, {"kv_cache_memory_bytes": 1 << 28}).engine_args()
     assert mine["kv_cache_memory_bytes"] == 1 << 28
 

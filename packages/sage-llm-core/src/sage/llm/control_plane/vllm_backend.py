@@ -29,7 +29,9 @@ from sage.llm.control_plane.backend import EngineBackend, WorkerContext
 from sage.llm.control_plane.errors import InvalidRequestError
 from sage.llm.control_plane.requests import Completion
 from sage.llm.control_plane.states import Capabilities
+from sage.llm.engines.vllm.cpu import cpu_defaults, is_cpu_platform
 from sage.llm.metrics import SpecDecodeMetrics
+from sage.llm.prompts import prompt_token_ids
 
 if TYPE_CHECKING:
     from sage.llm.control_plane.requests import GenerationRequest, RequestHandle
@@ -43,29 +45,15 @@ CONFIG_FIELDS = (
     "revision",
     "auto_download",
 )
-CPU_KV_CACHE_BYTES = 2 << 30
-"""KV cache for vLLM's CPU backend when the caller sets none. vLLM's CPU default asks for a
-share of the whole node's memory and stops at start on a shared machine."""
 
 
-def working_memory_defaults(engine_args: dict[str, Any]) -> dict[str, Any]:
-    """Engine arguments that let vLLM start on a CPU-only machine (one place to change).
-
-    TODO(merge): use the engines/vllm function from the vLLM CPU defaults work once merged.
-    """
-    if any(k in engine_args for k in ("kv_cache_memory_bytes", "gpu_memory_utilization")):
-        return engine_args
-    if not _on_gpu():
-        engine_args = {**engine_args, "kv_cache_memory_bytes": CPU_KV_CACHE_BYTES}
-    return engine_args
-
-
-def _on_gpu() -> bool:
+def _vllm_on_cpu() -> bool:
+    """True when the installed vLLM is the CPU build; False without vLLM (then nothing can
+    start, and the arguments are only shown)."""
     try:
-        import torch
+        return is_cpu_platform()
     except ImportError:
         return False
-    return bool(torch.cuda.is_available())
 
 
 @dataclass
@@ -100,11 +88,13 @@ class VLLMBackend(EngineBackend):
         config = VLLMServiceConfig(
             model_id=self.model_id,
             speculative_strategy=strategy,
-            engine_args=working_memory_defaults(engine_args),
+            engine_args=engine_args,
             **config_kw,
         )
         self.service = VLLMService(config)
         args = self.service.prepare_engine_args()
+        if _vllm_on_cpu():  # the same memory/eager defaults as VLLMService.setup()
+            args = {**cpu_defaults(args), **args}
         spec = args.get("speculative_config")
         if spec is not None and self.max_batch_for_speculation and _has_batch_switch():
             spec.setdefault("disable_by_batch_size", self.max_batch_for_speculation)
@@ -146,10 +136,9 @@ class VLLMBackend(EngineBackend):
                 list(request.messages), tokenize=False, add_generation_prompt=True
             )
             return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
-        if isinstance(request.prompt, str):
-            return request.prompt
         assert request.prompt is not None
-        return {"prompt_token_ids": list(request.prompt)}
+        # Completions: the text as is, tokenized exactly as the reference engine does.
+        return {"prompt_token_ids": prompt_token_ids(self.tokenizer, request.prompt, chat=False)}
 
     def run(self, ctx: WorkerContext) -> None:
         from sage.llm.engines.vllm.metrics import snapshot, spec_decode_delta

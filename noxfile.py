@@ -29,7 +29,16 @@ PACKAGES = [CORE, *STRATEGIES]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = ["lint", "typecheck", "tests", "engine", "wheels", "smoke", "vllm"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "engine",
+    "engine_lowest",
+    "wheels",
+    "smoke",
+    "vllm",
+]
 
 
 @nox.session(python=False)
@@ -70,6 +79,10 @@ def engine(session: nox.Session) -> None:
     proposer, model packs and bench; then the slow tests on the real default model pack, which
     this session pulls (`nox -s engine -- -m "not slow"` skips them)."""
     install_engine(session, "bench,testing")
+    # The newest end of the declared transformers range (engine_lowest runs the lowest); -U so
+    # that a reused venv does not keep testing last month's release.
+    session.install("-U", "transformers")
+    show_transformers(session)
     if "not slow" not in " ".join(session.posargs):
         session.run("sage-llm", "models", "pull")
     session.run(
@@ -82,6 +95,60 @@ def engine(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
         env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+
+
+def declared_floor(package: str, pyproject: str = f"{CORE}/pyproject.toml") -> str:
+    """The lowest version of ``package`` the core's extras allow (``package>=X`` there)."""
+    import re
+
+    import tomllib
+
+    data = tomllib.loads((ROOT / pyproject).read_text("utf-8"))
+    for requirements in data["project"]["optional-dependencies"].values():
+        for requirement in requirements:
+            found = re.fullmatch(rf"{package}\s*>=\s*([\w.]+)(,.*)?", requirement.strip())
+            if found:
+                return found.group(1)
+    raise ValueError(f"no '{package}>=' bound in {pyproject}")
+
+
+ENGINE_CORE_TESTS = [
+    f"{CORE}/tests/engine/test_lossless.py",
+    f"{CORE}/tests/engine/test_sampling_lossless.py",
+    f"{CORE}/tests/engine/test_compat.py",
+    f"{CORE}/tests/engine/test_text.py",
+    *[f"{p}/tests" for p in STRATEGIES],
+]
+"""What must hold on every transformers in range: losslessness, the version bridge, text
+handling and every strategy's proposer (the fast tests; the engine session runs the rest)."""
+
+
+@nox.session
+def engine_lowest(session: nox.Session) -> None:
+    """The engine's losslessness tests on the LOWEST transformers the ``[transformers]`` extra
+    allows (read from the core's pyproject.toml); the engine session runs them on the newest.
+    Together they hold both ends of the declared range, so a version-dependent cache or API
+    call cannot silently break speculative decoding on part of it."""
+    install_engine(session, "transformers,testing")
+    session.install(f"transformers=={declared_floor('transformers')}")
+    show_transformers(session)
+    session.run(
+        "pytest",
+        *ENGINE_CORE_TESTS,
+        "-m",
+        "not slow",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+
+
+def show_transformers(session: nox.Session) -> None:
+    session.run(
+        "python", "-c", "import transformers; print('transformers', transformers.__version__)"
     )
 
 

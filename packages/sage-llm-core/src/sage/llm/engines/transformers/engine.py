@@ -107,6 +107,11 @@ class TransformersEngine:
         return device
 
     @property
+    def dtype(self) -> torch.dtype:
+        dtype: torch.dtype = self.model.dtype
+        return dtype
+
+    @property
     def vocab_size(self) -> int:
         return output_vocab_size(self.model)
 
@@ -356,10 +361,14 @@ def _resolve_strategy(spec: str) -> SpeculativeStrategy:
 
 
 class _TextTracker:
-    """Incremental detokenization for streaming and stop strings.
+    """Incremental detokenization for streaming and stop strings, linear in the output length.
 
-    Text is re-decoded from the generated ids (tokenizers merge pieces across tokens), and held
-    back while it ends in a partial UTF-8 character or could be the start of a stop string.
+    Tokenizers merge pieces across tokens (a leading space, a multi-byte UTF-8 character split
+    over two tokens), so a token cannot be decoded alone. As vLLM and TGI do, each step decodes
+    only a short window: the tokens from ``prefix`` (already turned into text) to the end,
+    minus the same window without the new tokens; the difference is the new text. While the
+    window ends in a partial UTF-8 character (U+FFFD) nothing is committed and the window
+    grows. Text that could be the start of a stop string is held back from ``on_text``.
     """
 
     def __init__(self, engine: TransformersEngine, stops: list[str], on_text: TextCallback | None):
@@ -370,10 +379,25 @@ class _TextTracker:
         self.emitted = 0
         self.text = ""
         self.stopped_at: int | None = None
+        self.prefix = 0  # first token of the decode window
+        self.read = 0  # tokens before this one are in self.text
+
+    def _advance(self, generated: list[int], *, final: bool = False) -> None:
+        """Append the text of ``generated[self.read:]`` once it is complete UTF-8."""
+        if self.read >= len(generated):
+            return
+        before = self.engine.decode(generated[self.prefix : self.read])
+        window = self.engine.decode(generated[self.prefix :])
+        if len(window) > len(before) and (final or not window.endswith("\ufffd")):
+            self.text += window[len(before) :]
+            self.prefix = self.read
+            self.read = len(generated)
+        elif final:
+            self.read = len(generated)
 
     def update(self, generated: list[int]) -> bool:
-        """Decode, emit what is safe, and return True when a stop string appeared."""
-        self.text = self.engine.decode(generated)
+        """Decode the new tokens, emit what is safe, and return True when a stop string appeared."""
+        self._advance(generated)
         if self.stops:
             search_from = max(0, self.emitted - self.holdback)
             hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
@@ -382,15 +406,12 @@ class _TextTracker:
                 self.text = self.text[: self.stopped_at]
                 self._emit(len(self.text))
                 return True
-        safe = len(self.text) - self.holdback
-        if self.text.endswith("\ufffd"):
-            safe = min(safe, len(self.text.rstrip("\ufffd")))
-        self._emit(safe)
+        self._emit(len(self.text) - self.holdback)
         return False
 
     def finish(self, generated: list[int]) -> str:
         if self.stopped_at is None:
-            self.text = self.engine.decode(generated)
+            self._advance(generated, final=True)
         self._emit(len(self.text))
         return self.text
 

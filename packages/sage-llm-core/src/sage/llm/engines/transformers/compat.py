@@ -31,7 +31,7 @@ def cache_argument(model: Any) -> str:
 
 
 @functools.cache
-def _cache_argument_of(model_class: type) -> str:
+def _cache_argument_of(model_class: Any) -> str:
     parameters = inspect.signature(model_class.forward).parameters
     return "cache" if "cache" in parameters else "past_key_values"
 

@@ -119,6 +119,7 @@ ENGINE_CORE_TESTS = [
     f"{CORE}/tests/engine/test_compat.py",
     f"{CORE}/tests/engine/test_text.py",
     f"{CORE}/tests/engine/test_detokenize.py",
+    f"{CORE}/tests/engine/test_proposing.py",
     *[f"{p}/tests" for p in STRATEGIES],
 ]
 """What must hold on every transformers in range: losslessness, the version bridge, text

@@ -77,3 +77,25 @@ def test_rollback_limit_of_a_sliding_window_model_without_past_recording() -> No
     compat.check_rollback(model, OldCache(), 16)
     with pytest.raises(EngineError, match="sliding-window KV cache"):
         compat.check_rollback(model, OldCache(), 17)
+
+
+def test_rope_settings_written_by_transformers_5_load_on_every_version(tmp_path: Any) -> None:
+    """A config.json in 5.x form (``rope_parameters``) must give the same model on 4.x, which
+    otherwise falls back to its default theta silently (a real model pack did)."""
+    import json
+
+    from sage.llm.engines.transformers import load_model
+    from sage.llm.testing.tiny import save_tiny_model
+
+    directory = save_tiny_model(tmp_path / "m", 64, seed=0, with_tokenizer=False)
+    path = directory / "config.json"
+    config = json.loads(path.read_text())
+    config.pop("rope_theta", None)
+    config.pop("rope_scaling", None)
+    config["rope_parameters"] = {"rope_theta": 500000.0, "rope_type": "default"}
+    path.write_text(json.dumps(config))
+
+    model, _ = load_model(str(directory), device="cpu", require_tokenizer=False)
+    head_dim = model.config.hidden_size // model.config.num_attention_heads
+    expected = 1.0 / (500000.0 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+    torch.testing.assert_close(model.model.rotary_emb.inv_freq.float(), expected)

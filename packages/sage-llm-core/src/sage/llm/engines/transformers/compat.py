@@ -10,6 +10,10 @@ through this module, so a new release is checked in one place:
   positive values differ. In 4.x ``crop(n)`` for ``n >= 0`` keeps the first ``n`` tokens, so
   ``crop(-0)`` (nothing rejected) empties the cache; in 5.x ``crop(0)`` is a no-op and a
   positive value is refused. :func:`drop_last_tokens` only ever passes a negative number.
+* Rotary-embedding settings in ``config.json``: 5.x writes ``rope_parameters`` (a dict with
+  ``rope_theta``); 4.x only reads ``rope_theta``/``rope_scaling`` and silently falls back to
+  its default theta, which computes a different model (a model pack converted with 5.x gave
+  other tokens on 4.56). :func:`legacy_config` translates before 4.x builds the model.
 * Sliding-window layers: 5.x can record the states that fell out of the window
   (``activate_past_recording``) so that a rejected draft can be rolled back anywhere; 4.x
   cannot crop such a layer once it has seen a full window. :func:`check_rollback` says so
@@ -18,22 +22,24 @@ through this module, so a new release is checked in one place:
 
 from __future__ import annotations
 
-import functools
 import inspect
 from typing import Any
 
 from sage.llm.engines.transformers.errors import EngineError
 
+_CACHE_ARGUMENT: dict[type, str] = {}
+
 
 def cache_argument(model: Any) -> str:
-    """The name under which ``model.forward`` takes its KV cache."""
-    return _cache_argument_of(type(model))
-
-
-@functools.cache
-def _cache_argument_of(model_class: Any) -> str:
-    parameters = inspect.signature(model_class.forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
+    """The name under which ``model.forward`` takes its KV cache (looked up once per class)."""
+    model_class: Any = type(model)
+    name = _CACHE_ARGUMENT.get(model_class)
+    if name is None:
+        parameters = inspect.signature(model_class.forward).parameters
+        name = _CACHE_ARGUMENT[model_class] = (
+            "cache" if "cache" in parameters else "past_key_values"
+        )
+    return name
 
 
 def new_cache(model: Any) -> Any:
@@ -106,3 +112,28 @@ def forward(model: Any, token_ids: list[int], cache: Any, logits_to_keep: int) -
         use_cache=True,
         logits_to_keep=logits_to_keep,
     ).logits[0]
+
+
+def transformers_major() -> int:
+    import transformers
+
+    return int(transformers.__version__.split(".", 1)[0])
+
+
+def legacy_config(path: str, **kwargs: Any) -> Any:
+    """On transformers 4.x, the model's config with 5.x ``rope_parameters`` translated to the
+    ``rope_theta``/``rope_scaling`` 4.x reads; ``None`` when nothing needs translating (and
+    always on 5.x, which reads both forms)."""
+    if transformers_major() >= 5:
+        return None
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, **kwargs)
+    rope = getattr(config, "rope_parameters", None)
+    if not isinstance(rope, dict) or "rope_theta" not in rope:
+        return None
+    config.rope_theta = float(rope["rope_theta"])
+    scaling = {k: v for k, v in rope.items() if k != "rope_theta"}
+    if scaling.get("rope_type", "default") != "default":
+        config.rope_scaling = scaling
+    return config

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sage.llm.engines.transformers.compat import legacy_config
 from sage.llm.engines.transformers.errors import ModelLoadError
 from sage.llm.engines.transformers.layout import (
     WeightLayout,
@@ -197,6 +198,9 @@ def _from_pretrained(
         except (OSError, ValueError, TypeError):
             if require_tokenizer:
                 raise
+    config = legacy_config(path, **kwargs)
+    if config is not None:
+        kwargs["config"] = config
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
     return tokenizer, model
 

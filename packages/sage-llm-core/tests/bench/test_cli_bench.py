@@ -62,6 +62,23 @@ def test_mismatch_with_plain_greedy_fails_the_run(
     assert "echo:k=3 (" not in output
 
 
+def test_low_precision_reports_differences_without_failing(
+    echo: FakePlugins, fake_engine: Path, tmp_path: Path, engine: Any
+) -> None:
+    engine.dtype = "torch.bfloat16"
+    code, output = _bench(fake_engine, tmp_path / "r", "echo:k=3", "echo:k=7")
+    assert code == 0, output
+    assert "FAILED" not in output
+    assert "bfloat16: outputs that differ from plain greedy are reported" in output
+    assert "echo:k=7 2/2" in output
+    saved = json.loads(next((tmp_path / "r").glob("*.json")).read_text())
+    assert saved["dtype"] == "bfloat16"
+    assert saved["exact"] is False
+    overall = {r["method"]: r for r in saved["summary"] if r["category"] == "all"}
+    assert overall["echo:k=7"]["mismatches"] == 2
+    assert overall["echo:k=7"]["first_mismatch"] is not None
+
+
 def test_unknown_strategy_fails_before_loading(echo: FakePlugins, tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["bench", "--strategy", "nope", "--out", str(tmp_path)])
     assert result.exit_code != 0

@@ -44,6 +44,21 @@ def test_runs_interleaved_and_flags_mismatches(engine: Any) -> None:
     assert all(not r.matches_plain and r.first_mismatch == 5 for r in by_method["buggy"])
     rows = summarize(records, METHODS)
     assert [r.method for r in failures(rows)] == ["buggy"]
+    overall = {r.method: r for r in rows if r.category == ALL}
+    assert overall["buggy"].first_mismatch == 5
+    assert overall["good"].first_mismatch is None
+    # Outside float32 a difference is measured and reported, not a failure.
+    low_precision = summarize(records, METHODS, exact=False)
+    assert failures(low_precision) == []
+    assert {r.method: r.mismatches for r in low_precision if r.category == ALL}["buggy"] == 3
+
+
+def test_only_float32_is_held_to_token_identity() -> None:
+    from sage.llm.bench.methods import exact_dtype
+
+    assert exact_dtype("float32")
+    assert not exact_dtype("bfloat16")
+    assert not exact_dtype("float16")
 
 
 def test_repeat_keeps_the_fastest_time(engine: Any) -> None:

@@ -18,13 +18,13 @@ from sage.llm.engines.vllm import proposer as proposer_mod
 from sage.llm.engines.vllm.errors import ModelResolutionError, VLLMNotInstalledError
 from sage.llm.engines.vllm.models import resolve_model
 from sage.llm.engines.vllm.proposer import (
-    PromptLookupProposer,
     VLLMProposer,
     class_path,
     wire_proposer_class,
 )
 from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
 from sage.llm.engines.vllm.validation import check_schedule, precheck_engine_args
+from sage.llm.testing.vllm_reference import PromptLookupProposer
 
 
 @pytest.fixture
@@ -222,7 +222,7 @@ def test_proposer_class_is_wired_into_model() -> None:
     assert spec(args) == {
         "method": "custom_class",
         "num_speculative_tokens": 3,
-        "model": "sage.llm.engines.vllm.proposer.PromptLookupProposer",
+        "model": "sage.llm.testing.vllm_reference.PromptLookupProposer",
     }
 
 

@@ -13,7 +13,8 @@ from vllm_testutils import CPU_ENGINE_ARGS, needs_builtins, needs_vllm
 
 from sage.llm import EngineConfigError, SpeculativeStrategy, get_strategy
 from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
-from sage.llm.engines.vllm.validation import precheck_engine_args, validate_with_vllm
+from sage.llm.engines.vllm.validation import precheck_engine_args
+from sage.llm.testing.vllm_reference import validate_with_vllm
 
 pytestmark = [needs_vllm, needs_builtins]
 

@@ -15,50 +15,20 @@ seeds it through :meth:`DraftModelProposer.reseed` when a run is seeded.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from sage.llm.engines.transformers.compat import cache_argument
-from sage.llm.engines.transformers.errors import ModelLoadError, VocabularyMismatchError
-from sage.llm.engines.transformers.sampling import SamplingParams, probabilities
-from sage.llm.proposer import Proposal, ProposerContext
-
-DRAFT_WEIGHT_LAYOUT: Final = "row"
-"""See :mod:`sage.llm.engines.transformers.layout`: that layout pays off for multi-token passes."""
-
-
-def output_vocab_size(model: Any) -> int:
-    """Rows of the model's output projection: the length of its logits."""
-    return int(model.get_output_embeddings().weight.shape[0])
-
-
-def check_same_vocabulary(
-    target_name: str,
-    target_vocab_size: int,
-    target_tokenizer: Any,
-    draft_name: str,
-    draft_model: Any,
-    draft_tokenizer: Any,
-) -> None:
-    """Refuse a draft whose token ids do not mean what the target's mean."""
-    draft_size = output_vocab_size(draft_model)
-    if draft_size != target_vocab_size:
-        raise VocabularyMismatchError(
-            f"draft model {draft_name!r} has a vocabulary of {draft_size} tokens but the target "
-            f"{target_name!r} has {target_vocab_size}; a draft must share the target's "
-            "tokenizer. Pick a smaller model of the same family (for example Qwen2.5-0.5B for "
-            "a Qwen2.5 target), or use the ngram strategy."
-        )
-    if (
-        target_tokenizer is not None
-        and draft_tokenizer is not None
-        and target_tokenizer.get_vocab() != draft_tokenizer.get_vocab()
-    ):
-        raise VocabularyMismatchError(
-            f"draft model {draft_name!r} and target {target_name!r} have the same vocabulary "
-            "size but different tokenizers (token ids map to different text). Pick a draft "
-            "of the same model family, or use the ngram strategy."
-        )
+from sage.llm.proposing import (
+    Proposal,
+    ProposerContext,
+    SamplingParams,
+    drop_last_tokens,
+    forward,
+    load_draft_model,
+    new_kv_cache,
+    probabilities,
+    sample,
+    sampling_params,
+)
 
 
 class DraftModelProposer:
@@ -80,7 +50,6 @@ class DraftModelProposer:
         self.sampling = sampling or SamplingParams()
         self.eos_token_ids = frozenset(eos_token_ids)
         self.device = next(model.parameters()).device
-        self._cache_kw = cache_argument(model)
         self.generator = torch.Generator(device=self.device)
         self.generator.seed()
         self._cache: Any = None
@@ -92,9 +61,7 @@ class DraftModelProposer:
         self.generator.manual_seed(seed)
 
     def start(self, prompt_ids: Sequence[int]) -> None:
-        from transformers import DynamicCache
-
-        self._cache = DynamicCache(config=self.model.config)
+        self._cache = new_kv_cache(self.model)
         self._cached = []
         self._seen = 0
 
@@ -105,10 +72,8 @@ class DraftModelProposer:
         while keep < limit and self._cached[keep] == context[keep]:
             keep += 1
         keep = min(keep, limit)
-        drop = len(self._cached) - keep
-        if drop:
-            self._cache.crop(-drop)
-            del self._cached[keep:]
+        drop_last_tokens(self._cache, len(self._cached) - keep)
+        del self._cached[keep:]
         return keep
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
@@ -127,18 +92,13 @@ class DraftModelProposer:
         rows: list[torch.Tensor] = []
         with torch.inference_mode():
             for i in range(k):
-                logits = self.model(
-                    input_ids=torch.tensor([feed], device=self.device),
-                    **{self._cache_kw: self._cache},
-                    use_cache=True,
-                    logits_to_keep=1,
-                ).logits[0, -1]
+                logits = forward(self.model, feed, self._cache, logits_to_keep=1)[-1]
                 self._cached.extend(feed)
                 if greedy:
                     token = int(logits.argmax().item())
                 else:
                     q = probabilities(logits, self.sampling)
-                    token = int(torch.multinomial(q, 1, generator=self.generator).item())
+                    token = int(sample(q, self.generator).item())
                     rows.append(q)
                 tokens.append(token)
                 if token in self.eos_token_ids or i == k - 1:
@@ -158,46 +118,7 @@ def build_draft_proposer(
     allow_hub: bool = True,
 ) -> DraftModelProposer:
     """Load the draft next to the target (same device and dtype) and check its vocabulary."""
-    from sage.llm.engines.transformers.loading import load_model
-
-    target = context.target
-    if target is None:
-        raise ValueError(
-            "the draft strategy needs the target model in its ProposerContext to check the "
-            "draft's vocabulary; build the proposer through an engine."
-        )
-    looks_like_hub_id = draft_model_id.count("/") == 1 and not draft_model_id.startswith(
-        (".", "/", "~")
+    draft = load_draft_model(draft_model_id, context, allow_hub=allow_hub)
+    return DraftModelProposer(
+        draft.model, num_speculative_tokens, sampling_params(context), sorted(draft.eos_token_ids)
     )
-    if not allow_hub and looks_like_hub_id and not Path(draft_model_id).expanduser().exists():
-        raise ModelLoadError(
-            f"draft model {draft_model_id!r} is a hub id and auto_download is off; pass a "
-            "local directory, a .gguf file or a model pack name."
-        )
-    # Row-major weights (PyTorch's default) for the draft: it runs 1- and 2-token passes, where
-    # the column-major layout that speeds up the target's verify pass is no faster or slower.
-    model, tokenizer = load_model(
-        draft_model_id,
-        device=context.device,
-        dtype=context.dtype,
-        require_tokenizer=False,
-        weight_layout=DRAFT_WEIGHT_LAYOUT,
-    )
-    target_name = getattr(target.config, "_name_or_path", "") or "target"
-    check_same_vocabulary(
-        target_name,
-        context.vocab_size or output_vocab_size(target),
-        context.tokenizer,
-        draft_model_id,
-        model,
-        tokenizer,
-    )
-    eos = set()
-    for source in (getattr(target, "generation_config", None), target.config):
-        value = getattr(source, "eos_token_id", None)
-        if isinstance(value, int):
-            eos.add(value)
-        elif isinstance(value, (list, tuple)):
-            eos.update(int(v) for v in value)
-    sampling = SamplingParams(context.temperature, context.top_k, context.top_p)
-    return DraftModelProposer(model, num_speculative_tokens, sampling, sorted(eos))

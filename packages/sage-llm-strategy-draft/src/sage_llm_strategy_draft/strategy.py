@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
-from sage.llm.engines.vllm.config import require_vllm_at_least
 
 if TYPE_CHECKING:
-    from sage.llm.proposer import Proposer, ProposerContext
+    from sage.llm.proposing import Proposer, ProposerContext
 
 MIN_VLLM = "0.14.0"
 """The seed notes draft models need vLLM >= 0.14."""
@@ -53,7 +52,7 @@ class DraftModelStrategy(SpeculativeStrategy):
             )
 
     def apply(self, engine_config: dict[str, Any]) -> None:
-        require_vllm_at_least(MIN_VLLM, feature="draft-model speculation")
+        self.require_vllm_at_least(MIN_VLLM, feature="draft-model speculation")
         config: dict[str, Any] = {
             "method": "draft_model",
             "model": self.draft_model_id,

@@ -8,10 +8,8 @@ context.
 
 Which occurrence: by default the first, as transformers' prompt lookup does, so both propose the
 same tokens and any speed difference is the engine's own. ``prefer="recent"`` takes the most
-recent one instead: replaying SmolLM2-135M's greedy outputs on 21 Spec-Bench prompts through both
-rules, it needed 6-7% fewer target steps on rag and coding prompts but 1-3% more on translation
-and qa, so neither wins everywhere. (Continuing a copy through the proposal when the match
-reaches the end, LZ77-style, never saved a step there and only fed more rejected tokens.)
+recent one instead; neither rule needed fewer target steps on every category (figures in
+docs/benchmarks.md, "N-gram occurrence rule").
 """
 
 from __future__ import annotations
@@ -19,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from sage.llm.proposer import Proposal
+from sage.llm.proposing import Proposal
 
 
 class NgramProposer:

@@ -7,8 +7,11 @@ in an argument name is reported with the plugin, its distribution and the hook, 
 failing later inside an engine. Marking a method with :data:`hookimpl` is optional; it makes a
 misspelled hook name (``def aply``) an error too.
 
-Adding a hook here is backwards compatible: every hook except ``apply`` is optional, and the
-:class:`~sage.llm.strategy.SpeculativeStrategy` base class provides a default for it.
+This module is the one statement of the contract. Adding a hook here is backwards compatible:
+every hook except ``apply`` is optional, and the :class:`~sage.llm.strategy.SpeculativeStrategy`
+base class provides a default for it with the same signature (returning ``None``, "not
+implemented"). ``tests/test_hookspecs.py`` checks the base class and docs/architecture.md
+against this list, so neither can drift from it.
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ class StrategySpec:
         ``context`` is a :class:`~sage.llm.proposer.ProposerContext` (target model, tokenizer,
         vocabulary size, device, dtype, sampling settings). The engine calls it once per
         strategy and sampling setting and reuses the proposer across requests, calling
-        ``start`` for each. A proposer that samples should also accept ``reseed(seed)`` so a
-        seeded run is reproducible. Check it with
+        ``start`` for each. A proposer that samples should also implement
+        :class:`~sage.llm.proposer.SeededProposer` (``reseed(seed)``) so a seeded run is
+        reproducible. Helpers for writing one are in :mod:`sage.llm.proposing`. Check it with
         :class:`sage.llm.testing.ProposerConformanceTests`."""
 
     @hookspec(firstresult=True)

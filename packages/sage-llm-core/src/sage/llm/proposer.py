@@ -53,11 +53,20 @@ class Proposer(Protocol):
         ...
 
 
-# Optional, not part of the Protocol (so proposers written without it stay valid): a proposer
-# that draws its tokens at random may define ``reseed(seed: int) -> None``; the reference engine
-# calls it at the start of a seeded request so that the run is reproducible. Its draws must stay
-# independent of the verifier's, or speculative sampling would no longer keep the target's
-# distribution (see docs/engine.md).
+@runtime_checkable
+class SeededProposer(Proposer, Protocol):
+    """A proposer that draws its tokens at random and can be seeded (optional capability).
+
+    Kept apart from :class:`Proposer` so that deterministic proposers (n-gram lookup) need not
+    define it. When a request is seeded, the reference engine calls :meth:`reseed` after
+    :meth:`~Proposer.start`, so the whole run is reproducible. The proposer's draws must come
+    from its own generator, independent of the verifier's, or speculative sampling would no
+    longer keep the target's distribution (see docs/engine.md).
+    """
+
+    def reseed(self, seed: int) -> None:
+        """Seed the proposer's own random generator for the request that just started."""
+        ...
 
 
 @dataclass(frozen=True)

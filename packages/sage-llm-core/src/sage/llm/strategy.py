@@ -62,6 +62,10 @@ class SpeculativeStrategy:
         """A proposer for engines that run the loop themselves; ``None``: vLLM only."""
         return None
 
+    def vllm_proposer_class(self) -> type | str | None:
+        """The class vLLM instantiates as this strategy's proposer; ``None``: vLLM's own."""
+        return None
+
     # -- helpers for implementations -------------------------------------------------------
 
     @staticmethod
@@ -80,6 +84,14 @@ class SpeculativeStrategy:
                 f"{type(section).__name__}; pass a dict or leave it out."
             )
         return section
+
+    @staticmethod
+    def require_vllm_at_least(minimum: str, feature: str) -> None:
+        """Raise :class:`~sage.llm.errors.VLLMVersionError` when the installed vLLM is older
+        than ``minimum`` (no vLLM installed is fine: writing engine arguments needs none)."""
+        from sage.llm.engines.vllm.config import require_vllm_at_least
+
+        require_vllm_at_least(minimum, feature)
 
     # -- parameters: one declaration, every form ---------------------------------------------
 

@@ -147,11 +147,37 @@ def peer_of(method: Method, methods: Sequence[Method]) -> Method | None:
     return None
 
 
-def load_engine(path: Any, device: str | None = None, weight_layout: WeightLayout = "auto") -> Any:
-    """The reference engine on ``path`` (a local model directory)."""
+def load_engine(
+    path: Any,
+    device: str | None = None,
+    weight_layout: WeightLayout = "auto",
+    dtype: str | None = None,
+) -> Any:
+    """The reference engine on ``path`` (a local model directory); ``dtype`` ``None`` or
+    ``"auto"``: the engine's default (float32 on the CPU, bfloat16/float16 on CUDA)."""
     from sage.llm.engines.transformers import TransformersEngine
 
-    return TransformersEngine.from_pretrained(str(path), device=device, weight_layout=weight_layout)
+    return TransformersEngine.from_pretrained(
+        str(path),
+        device=device,
+        weight_layout=weight_layout,
+        dtype=None if dtype in (None, "auto") else dtype,
+    )
+
+
+def dtype_name(engine: Any) -> str:
+    """``"float32"``, ``"bfloat16"``...: the loaded target's dtype, as the report shows it."""
+    return str(engine.dtype).removeprefix("torch.")
+
+
+def exact_dtype(dtype: str) -> bool:
+    """Whether greedy speculative output must equal plain greedy token for token.
+
+    In float32 the engine's verify pass and a one-token step agree on every argmax (tested).
+    In bfloat16/float16 a k-token pass and a one-token pass round differently, so a near-tie
+    can flip; there a difference is measured and reported, not a failure (docs/engine.md).
+    """
+    return dtype in ("float32", "float64")
 
 
 class Runner:

@@ -72,6 +72,8 @@ def render_table(rows: Sequence[Row], title: str) -> Any:
             table.add_section()
         previous = row.category
         same = "yes" if not row.mismatches else f"{row.mismatches} differ"
+        if row.first_mismatch is not None:
+            same += f" (from token {row.first_mismatch})"
         if row.mismatches:
             same = f"[red]{same}[/red]" if row.checked else f"[yellow]{same}[/yellow]"
         table.add_row(

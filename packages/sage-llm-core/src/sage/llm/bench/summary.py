@@ -35,7 +35,9 @@ class Row:
     acceptance_rate: float | None
     mismatches: int
     checked: bool
-    """True for our methods: a mismatch with plain greedy is a failure."""
+    """True for our methods in float32: a mismatch with plain greedy is a failure."""
+    first_mismatch: int | None = None
+    """Smallest index of a generated token that differs from plain greedy (None: identical)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,8 +54,14 @@ def _metrics(records: Sequence[Record]) -> SpecDecodeMetrics | None:
     return total
 
 
-def summarize(records: Sequence[Record], methods: Sequence[Method]) -> list[Row]:
-    """One row per (category, method), then the ``all`` rows over every category."""
+def summarize(
+    records: Sequence[Record], methods: Sequence[Method], *, exact: bool = True
+) -> list[Row]:
+    """One row per (category, method), then the ``all`` rows over every category.
+
+    ``exact=False`` (a low-precision dtype, see :func:`~sage.llm.bench.methods.exact_dtype`)
+    reports our methods' differences from plain greedy without counting them as failures.
+    """
     categories = list(dict.fromkeys(r.category for r in records))
     rows: list[Row] = []
     for category in [*categories, ALL]:
@@ -88,7 +96,11 @@ def summarize(records: Sequence[Record], methods: Sequence[Method]) -> list[Row]
                     mean_accepted_length=metrics.mean_accepted_length if metrics else None,
                     acceptance_rate=metrics.acceptance_rate if metrics else None,
                     mismatches=sum(not r.matches_plain for r in mine),
-                    checked=method.ours,
+                    checked=method.ours and exact,
+                    first_mismatch=min(
+                        (r.first_mismatch for r in mine if r.first_mismatch is not None),
+                        default=None,
+                    ),
                 )
             )
     return rows

@@ -14,16 +14,17 @@ Cache invariant: the target cache holds every committed token except the last on
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sage.llm.engines.transformers.compat import cache_argument
+from sage.llm.engines.transformers import compat
 from sage.llm.engines.transformers.errors import InvalidSamplingParamsError
 from sage.llm.engines.transformers.sampling import SamplingParams, probabilities, sample
 from sage.llm.engines.transformers.verify import verify
+from sage.llm.engines.transformers.vocab import eos_token_ids, output_vocab_size
 from sage.llm.metrics import SpecDecodeMetrics
-from sage.llm.proposer import Proposal, Proposer, ProposerContext
+from sage.llm.proposer import Proposal, Proposer, ProposerContext, SeededProposer
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,7 @@ class TransformersEngine:
         self.tokenizer = tokenizer
         self.name = name or getattr(getattr(model, "config", None), "_name_or_path", "") or "model"
         self.run_metrics = SpecDecodeMetrics()
-        self._proposers: dict[tuple[str, SamplingParams], Proposer | None] = {}
+        self._proposers: dict[tuple[Hashable, SamplingParams], Proposer | None] = {}
 
     @classmethod
     def from_pretrained(
@@ -106,21 +107,17 @@ class TransformersEngine:
         return device
 
     @property
+    def dtype(self) -> torch.dtype:
+        dtype: torch.dtype = self.model.dtype
+        return dtype
+
+    @property
     def vocab_size(self) -> int:
-        return int(self.model.get_output_embeddings().weight.shape[0])
+        return output_vocab_size(self.model)
 
     @property
     def eos_token_ids(self) -> frozenset[int]:
-        ids: set[int] = set()
-        for source in (getattr(self.model, "generation_config", None), self.model.config):
-            value = getattr(source, "eos_token_id", None) if source is not None else None
-            if isinstance(value, int):
-                ids.add(value)
-            elif isinstance(value, (list, tuple)):
-                ids.update(int(v) for v in value)
-        if self.tokenizer is not None and self.tokenizer.eos_token_id is not None:
-            ids.add(int(self.tokenizer.eos_token_id))
-        return frozenset(ids)
+        return eos_token_ids(self.model, self.tokenizer)
 
     # -- proposers -------------------------------------------------------------------------
 
@@ -166,9 +163,20 @@ class TransformersEngine:
     def _cached_proposer(
         self, strategy: SpeculativeStrategy | str, sampling: SamplingParams
     ) -> Proposer | None:
-        key = strategy if isinstance(strategy, str) else strategy.to_string(with_defaults=True)
-        if not isinstance(strategy, str):
-            key = f"{type(strategy).__module__}.{type(strategy).__qualname__}:{key}"
+        """One proposer per (strategy value, sampling) pair, reused across requests.
+
+        Strategies are frozen values, so the strategy itself is the key: equal parameters share
+        a proposer (and its loaded draft model). A strategy class that is not hashable (a plain
+        class with ``__eq__`` but no ``__hash__``) is keyed by its class and full spec string.
+        """
+        if isinstance(strategy, str):
+            strategy = _resolve_strategy(strategy)
+        key: Hashable
+        try:
+            hash(strategy)
+            key = strategy
+        except TypeError:
+            key = (type(strategy), strategy.to_string(with_defaults=True))
         if (key, sampling) not in self._proposers:
             self._proposers[(key, sampling)] = self.make_proposer(strategy, sampling)
         return self._proposers[(key, sampling)]
@@ -250,12 +258,10 @@ class TransformersEngine:
         on_text: TextCallback | None,
     ) -> GenerationResult:
         import torch
-        from transformers import DynamicCache
 
         model = self.model
         device = self.device
         eos = self.eos_token_ids
-        cache_kw = cache_argument(model)
         generator = None
         if not sampling.greedy:
             generator = torch.Generator(device=device)
@@ -269,23 +275,17 @@ class TransformersEngine:
         start = clock()
 
         with torch.inference_mode():
+            cache = compat.new_cache(model)
             if proposer is not None:
+                compat.check_rollback(model, cache, len(prompt_ids) + max_tokens)
                 proposer.start(prompt_ids)
-                reseed = getattr(proposer, "reseed", None)
-                if seed is not None and callable(reseed):
-                    reseed(seed + 1)  # a draft's own generator, independent of the verifier's
-            cache = DynamicCache(config=model.config)
-            logits = model(
-                input_ids=torch.tensor([prompt_ids], device=device),
-                **{cache_kw: cache},
-                use_cache=True,
-                logits_to_keep=1,
-            ).logits[0]
+                if seed is not None and isinstance(proposer, SeededProposer):
+                    proposer.reseed(seed + 1)  # its own generator, independent of the verifier's
+            logits = compat.forward(model, prompt_ids, cache, logits_to_keep=1)
             tokens = _choose(logits, sampling, generator)
             metrics.prefill_time_s = clock() - start
-            record_past = getattr(cache, "activate_past_recording", None)
-            if proposer is not None and record_past is not None:
-                record_past()  # sliding-window layers keep what a crop needs
+            if proposer is not None:
+                compat.enable_rollback(cache)  # sliding-window layers keep what a crop needs
             while True:
                 # Commit this step's tokens, stopping at EOS, the token budget or a stop string.
                 for token in tokens:
@@ -308,19 +308,16 @@ class TransformersEngine:
                 if len(draft) > room:
                     draft = draft[:room]
                 t1 = clock()
-                logits = model(
-                    input_ids=torch.tensor([[context[-1], *draft]], device=device),
-                    **{cache_kw: cache},
-                    use_cache=True,
-                    logits_to_keep=len(draft) + 1,
-                ).logits[0]
+                logits = compat.forward(
+                    model, [context[-1], *draft], cache, logits_to_keep=len(draft) + 1
+                )
                 draft_probs = proposal.draft_probs
                 if draft_probs is not None and len(draft) < len(proposal.token_ids):
                     draft_probs = draft_probs[: len(draft)]
                 verdict = verify(logits, draft, draft_probs, sampling, generator)
                 if proposer is not None:
-                    rejected = len(draft) - verdict.num_accepted
-                    cache.crop(-rejected)
+                    # Only the rejected tokens leave the cache (never crop(0): see compat).
+                    compat.drop_last_tokens(cache, len(draft) - verdict.num_accepted)
                     proposer.on_verified(len(draft), verdict.num_accepted)
                 t2 = clock()
                 metrics.draft_time_s += t1 - t0
@@ -348,10 +345,14 @@ def _resolve_strategy(spec: str) -> SpeculativeStrategy:
 
 
 class _TextTracker:
-    """Incremental detokenization for streaming and stop strings.
+    """Incremental detokenization for streaming and stop strings, linear in the output length.
 
-    Text is re-decoded from the generated ids (tokenizers merge pieces across tokens), and held
-    back while it ends in a partial UTF-8 character or could be the start of a stop string.
+    Tokenizers merge pieces across tokens (a leading space, a multi-byte UTF-8 character split
+    over two tokens), so a token cannot be decoded alone. As vLLM and TGI do, each step decodes
+    only a short window: the tokens from ``prefix`` (already turned into text) to the end,
+    minus the same window without the new tokens; the difference is the new text. While the
+    window ends in a partial UTF-8 character (U+FFFD) nothing is committed and the window
+    grows. Text that could be the start of a stop string is held back from ``on_text``.
     """
 
     def __init__(self, engine: TransformersEngine, stops: list[str], on_text: TextCallback | None):
@@ -362,10 +363,25 @@ class _TextTracker:
         self.emitted = 0
         self.text = ""
         self.stopped_at: int | None = None
+        self.prefix = 0  # first token of the decode window
+        self.read = 0  # tokens before this one are in self.text
+
+    def _advance(self, generated: list[int], *, final: bool = False) -> None:
+        """Append the text of ``generated[self.read:]`` once it is complete UTF-8."""
+        if self.read >= len(generated):
+            return
+        before = self.engine.decode(generated[self.prefix : self.read])
+        window = self.engine.decode(generated[self.prefix :])
+        if len(window) > len(before) and (final or not window.endswith("\ufffd")):
+            self.text += window[len(before) :]
+            self.prefix = self.read
+            self.read = len(generated)
+        elif final:
+            self.read = len(generated)
 
     def update(self, generated: list[int]) -> bool:
-        """Decode, emit what is safe, and return True when a stop string appeared."""
-        self.text = self.engine.decode(generated)
+        """Decode the new tokens, emit what is safe, and return True when a stop string appeared."""
+        self._advance(generated)
         if self.stops:
             search_from = max(0, self.emitted - self.holdback)
             hits = [i for i in (self.text.find(s, search_from) for s in self.stops) if i >= 0]
@@ -374,15 +390,12 @@ class _TextTracker:
                 self.text = self.text[: self.stopped_at]
                 self._emit(len(self.text))
                 return True
-        safe = len(self.text) - self.holdback
-        if self.text.endswith("\ufffd"):
-            safe = min(safe, len(self.text.rstrip("\ufffd")))
-        self._emit(safe)
+        self._emit(len(self.text) - self.holdback)
         return False
 
     def finish(self, generated: list[int]) -> str:
         if self.stopped_at is None:
-            self.text = self.engine.decode(generated)
+            self._advance(generated, final=True)
         self._emit(len(self.text))
         return self.text
 

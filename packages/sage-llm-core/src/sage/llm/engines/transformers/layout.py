@@ -3,13 +3,12 @@
 A speculative step verifies ``1 + k`` tokens in one forward pass; that only pays off when the
 pass costs about as much as a one-token pass. With PyTorch's default weight layout (row-major
 ``[out, in]``), ``F.linear`` on the CPU runs MKL's ``A @ B^T`` GEMM, whose cost for a handful of
-rows goes up in steps: on the 2-core Xeon (AVX-512, MKL 2024.2, torch 2.13) that CI runs on, a
-Qwen2.5-0.5B fp32 forward over a 400-token cache took 134 ms for 1 token, 149 ms for 3, but
-262 ms for 4 and 267 ms for 6. Holding the same numbers column-major (the transpose made
-contiguous, viewed back as ``[out, in]``) turns that into a plain ``A @ B`` GEMM: 130 ms for 1
-token, 201 ms for 6. So a verify pass of 6 tokens costs 1.55x a plain step instead of 2x.
-(2-3 token passes get slower, 144-149 -> 179-192 ms; proposals that short are rare.) Numbers
-from ``python benchmarks/cpu_layout.py``, tabled in docs/benchmarks.md.
+rows goes up in steps (on the CPUs measured, a 4-token pass cost about twice a 1-token pass).
+Holding the same numbers column-major (the transpose made contiguous, viewed back as
+``[out, in]``) turns that into a plain ``A @ B`` GEMM whose cost grows smoothly with the rows,
+so a typical verify pass costs much less than twice a plain step (2-3 token passes get somewhat
+slower; proposals that short are rare). The measured figures and the command that produces
+them (``python benchmarks/cpu_layout.py``) are in docs/benchmarks.md, "the CPU weight layout".
 
 The values are the same; only the summation order inside a matmul can change, as it already does
 between batch shapes. Tied weights (the embedding and the output projection share one tensor)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sage.llm.engines.transformers.compat import legacy_config
 from sage.llm.engines.transformers.errors import DeviceUnavailableError, ModelLoadError
 from sage.llm.engines.transformers.layout import (
     WeightLayout,
@@ -207,14 +208,34 @@ def _from_pretrained(
 ) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
-    except (OSError, ValueError, TypeError):
-        if require_tokenizer:
-            raise
-        tokenizer = None
+    tokenizer = None
+    if require_tokenizer or _may_hold_tokenizer(path, kwargs.get("gguf_file")):
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+        except (OSError, ValueError, TypeError):
+            if require_tokenizer:
+                raise
+    config = legacy_config(path, **kwargs)
+    if config is not None:
+        kwargs["config"] = config
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
     return tokenizer, model
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def _may_hold_tokenizer(path: str, gguf_file: str | None) -> bool:
+    """False for a local model directory without tokenizer files (a GGUF file holds one).
+
+    Asking transformers anyway is not a harmless miss: 4.x then tries to convert a
+    SentencePiece/tiktoken tokenizer that is not there and fails with an ImportError
+    (protobuf, tiktoken) instead of saying the tokenizer is missing.
+    """
+    directory = Path(path)
+    if gguf_file or not directory.is_dir():
+        return True
+    return any((directory / name).exists() for name in TOKENIZER_FILES)
 
 
 def _require_gguf() -> None:

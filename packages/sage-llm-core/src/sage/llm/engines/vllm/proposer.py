@@ -76,28 +76,6 @@ class VLLMProposer:
         return []
 
 
-class PromptLookupProposer(VLLMProposer):
-    """Reference proposer: the tokens that followed the latest earlier match of the last n.
-
-    The same idea as vLLM's built-in ``ngram`` method, in plain Python, so that the
-    ``custom_class`` path can be tested end to end with drafts that do get accepted.
-    """
-
-    max_ngram = 3
-    min_ngram = 1
-
-    def propose_one(self, context_ids: Sequence[int], max_tokens: int) -> Sequence[int]:
-        tokens = list(context_ids)
-        for n in range(min(self.max_ngram, len(tokens) - 1), self.min_ngram - 1, -1):
-            tail = tokens[-n:]
-            for start in range(len(tokens) - n - 1, -1, -1):
-                if tokens[start : start + n] == tail:
-                    follow = tokens[start + n : start + n + max_tokens]
-                    if follow:
-                        return follow
-        return []
-
-
 def class_path(cls: type) -> str:
     """``"module.ClassName"`` for a vLLM proposer class, after checking vLLM can load it."""
     if not inspect.isclass(cls):

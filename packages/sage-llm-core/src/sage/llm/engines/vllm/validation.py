@@ -5,9 +5,8 @@ fails, a wrong vocabulary surfaces as a pydantic error, and a bad per-batch-size
 fails inside the engine-core process at start-up. :func:`precheck_engine_args` catches the same
 mistakes first, in the main process, with messages that name the key and the fix.
 
-:func:`validate_with_vllm` runs vLLM's own validation without starting an engine (it builds
-``EngineArgs(...).create_engine_config()``); tests use it to prove that every strategy's
-output is accepted by the installed vLLM.
+vLLM's own validation, run without starting an engine, is
+:func:`sage.llm.testing.vllm_reference.validate_with_vllm` (for tests).
 """
 
 from __future__ import annotations
@@ -243,22 +242,3 @@ def _vllm_speculative_fields() -> set[str] | None:
     import dataclasses
 
     return {f.name for f in dataclasses.fields(module.SpeculativeConfig)}
-
-
-def validate_with_vllm(engine_args: Mapping[str, Any]) -> Any:
-    """vLLM's own validation of ``engine_args``, without starting an engine.
-
-    Returns vLLM's ``VllmConfig``. Raises what vLLM raises (pydantic ``ValidationError``, a
-    ``ValueError``) — this is the referee, not the friendly front door.
-    """
-    from vllm.engine.arg_utils import EngineArgs
-
-    config = EngineArgs(**dict(engine_args)).create_engine_config()
-    section = engine_args.get("speculative_config") or {}
-    if section.get(SCHEDULE_KEY) is not None:
-        from vllm.v1.spec_decode.dynamic.utils import (
-            validate_and_normalize_dynamic_sd_schedule,
-        )
-
-        validate_and_normalize_dynamic_sd_schedule(section[SCHEDULE_KEY])
-    return config

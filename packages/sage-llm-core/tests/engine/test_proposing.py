@@ -1,0 +1,54 @@
+"""sage.llm.proposing: the plugin-author module offers what the built-in proposers use."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import sage.llm.proposing as proposing
+from sage.llm.proposer import ProposerContext
+from sage.llm.testing.tiny import save_tiny_model, tiny_llama
+
+PACKAGES = Path(__file__).resolve().parents[3]
+
+
+def test_every_exported_name_exists() -> None:
+    for name in proposing.__all__:
+        assert hasattr(proposing, name), name
+
+
+@pytest.mark.parametrize("package", ["sage-llm-strategy-ngram", "sage-llm-strategy-draft"])
+def test_builtin_plugins_import_no_engine_internals(package: str) -> None:
+    """The built-in plugins use sage.llm and sage.llm.proposing, as a third party would."""
+    for path in (PACKAGES / package / "src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                assert not name.startswith("sage.llm.engines"), f"{path.name} imports {name}"
+
+
+def test_sampling_params_follow_the_context() -> None:
+    context = ProposerContext(temperature=0.7, top_k=5, top_p=0.9)
+    assert proposing.sampling_params(context) == proposing.SamplingParams(0.7, 5, 0.9)
+    assert proposing.sampling_params(ProposerContext()).greedy
+
+
+def test_load_draft_model_checks_and_returns_the_target_eos(tmp_path: Path) -> None:
+    target = tiny_llama(80, seed=0, device="cpu")
+    target.generation_config.eos_token_id = 2
+    context = ProposerContext(target=target, vocab_size=80, device="cpu", dtype=target.dtype)
+    draft = proposing.load_draft_model(str(save_tiny_model(tmp_path / "d", 80, seed=1)), context)
+    assert proposing.output_vocab_size(draft.model) == 80
+    assert draft.eos_token_ids == frozenset({2})
+    with pytest.raises(proposing.VocabularyMismatchError, match="96"):
+        proposing.load_draft_model(str(save_tiny_model(tmp_path / "o", 96, seed=1)), context)
+    with pytest.raises(ValueError, match="target model"):
+        proposing.load_draft_model(str(tmp_path / "d"), ProposerContext())
+    with pytest.raises(proposing.ModelLoadError, match="auto_download is off"):
+        proposing.load_draft_model("org/not-here", context, allow_hub=False)

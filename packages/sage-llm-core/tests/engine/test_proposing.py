@@ -19,7 +19,9 @@ def test_every_exported_name_exists() -> None:
         assert hasattr(proposing, name), name
 
 
-@pytest.mark.parametrize("package", ["sage-llm-strategy-ngram", "sage-llm-strategy-draft"])
+@pytest.mark.parametrize(
+    "package", ["sage-llm-strategy-ngram", "sage-llm-strategy-draft", "sage-llm-strategy-dynamic"]
+)
 def test_builtin_plugins_import_no_engine_internals(package: str) -> None:
     """The built-in plugins use sage.llm and sage.llm.proposing, as a third party would."""
     for path in (PACKAGES / package / "src").rglob("*.py"):

@@ -40,11 +40,22 @@ class DraftModelProposer:
         num_speculative_tokens: int,
         sampling: SamplingParams | None = None,
         eos_token_ids: Sequence[int] = (),
+        *,
+        confidence_threshold: float = 0.0,
     ) -> None:
         import torch
 
         if num_speculative_tokens < 1:
             raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}")
+        if not 0.0 <= confidence_threshold < 1.0:
+            raise ValueError(f"confidence_threshold must be in [0, 1), got {confidence_threshold}")
+        self.confidence_threshold = confidence_threshold
+        """Stop drafting after a token the draft gave less than this probability (0: never).
+
+        The early stop of SpecDec++ / transformers' ``assistant_confidence_threshold``. Whether
+        token ``i+1`` is drafted depends only on tokens ``<= i``, never on token ``i+1`` itself,
+        so every drafted token is still a draw from ``q`` and speculative sampling stays exact.
+        """
         self.model = model
         self.num_speculative_tokens = num_speculative_tokens
         self.sampling = sampling or SamplingParams()
@@ -103,6 +114,10 @@ class DraftModelProposer:
                 tokens.append(token)
                 if token in self.eos_token_ids or i == k - 1:
                     break  # nothing useful follows an end of sequence
+                if self.confidence_threshold > 0.0:
+                    confidence = (rows[-1] if rows else probabilities(logits, self.sampling))[token]
+                    if float(confidence) < self.confidence_threshold:
+                        break  # the draft is unsure: the next token is likely rejected
                 feed = [token]
         return Proposal(tokens, None if greedy else torch.stack(rows))
 
@@ -116,9 +131,14 @@ def build_draft_proposer(
     context: ProposerContext,
     *,
     allow_hub: bool = True,
+    confidence_threshold: float = 0.0,
 ) -> DraftModelProposer:
     """Load the draft next to the target (same device and dtype) and check its vocabulary."""
     draft = load_draft_model(draft_model_id, context, allow_hub=allow_hub)
     return DraftModelProposer(
-        draft.model, num_speculative_tokens, sampling_params(context), sorted(draft.eos_token_ids)
+        draft.model,
+        num_speculative_tokens,
+        sampling_params(context),
+        sorted(draft.eos_token_ids),
+        confidence_threshold=confidence_threshold,
     )

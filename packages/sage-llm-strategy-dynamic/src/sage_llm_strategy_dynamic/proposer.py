@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sage_llm_strategy_dynamic._deps import NgramProposer, Proposal, build_draft, draft_until_unsure
+from sage_llm_strategy_dynamic._deps import NgramProposer, Proposal, build_draft
 from sage_llm_strategy_dynamic.controller import LookaheadController
 
 if TYPE_CHECKING:
@@ -68,7 +68,15 @@ class DynamicProposer:
         self.inner = inner
         self.controller = controller
         self.cheap = cheap
-        self.confidence_threshold = confidence_threshold
+        if confidence_threshold > 0.0:
+            # The draft model's early stop lives in its proposer (DraftModelProposer); a
+            # proposer without one cannot honour the threshold, which must not pass silently.
+            if not hasattr(inner, "confidence_threshold"):
+                raise ValueError(
+                    f"confidence_threshold needs a proposer with a confidence stop (the draft "
+                    f"model's); {type(inner).__name__} has none."
+                )
+            inner.confidence_threshold = confidence_threshold
         self.clock = clock
         self._pending: list[_Pending] = []
         self._proposed_at: float | None = None  # when propose() returned
@@ -164,9 +172,6 @@ class DynamicProposer:
     # -- helpers ----------------------------------------------------------------------------
 
     def _draft(self, context_ids: Sequence[int], k: int) -> Proposal:
-        if self.confidence_threshold > 0.0 and hasattr(self.inner, "_sync"):
-            proposal, _ = draft_until_unsure(self.inner, context_ids, k, self.confidence_threshold)
-            return proposal
         proposal = self.inner.propose(context_ids, k)
         if not isinstance(proposal, Proposal):
             raise TypeError(
@@ -201,10 +206,13 @@ def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext)
     """The strategy's proposer: n-gram lookup, or the draft model, under the controller."""
     controller = LookaheadController(strategy.min_tokens, strategy.max_tokens)
     if strategy.draft_model_id is not None:
-        draft = build_draft(strategy.draft_model_id, strategy.max_tokens, context)
-        return DynamicProposer(
-            draft, controller, confidence_threshold=strategy.confidence_threshold
+        draft = build_draft(
+            strategy.draft_model_id,
+            strategy.max_tokens,
+            context,
+            confidence_threshold=strategy.confidence_threshold,
         )
+        return DynamicProposer(draft, controller)
     ngram = NgramProposer(
         num_speculative_tokens=strategy.max_tokens,
         max_n=strategy.prompt_lookup_max,

@@ -18,11 +18,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
-from sage.llm.engines.vllm.config import require_vllm_at_least
-from sage_llm_strategy_dynamic._deps import DEFAULT_LOOKUP_MIN
+from sage_llm_strategy_ngram import DEFAULT_LOOKUP_MIN
 
 if TYPE_CHECKING:
-    from sage.llm.proposer import Proposer, ProposerContext
+    from sage.llm.proposing import Proposer, ProposerContext
 
 BATCH_BAND_GROWTH = 4
 """Each row of the batch-size table covers 4x more batch sizes than the one before."""
@@ -120,7 +119,7 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
                 prompt_lookup_min=self.lookup_min,
             )
         else:
-            require_vllm_at_least("0.14.0", feature="draft-model speculation")
+            self.require_vllm_at_least("0.14.0", feature="draft-model speculation")
             config.update(method="draft_model", model=self.draft_model_id)
         config["num_speculative_tokens_per_batch_size"] = self.batch_size_schedule()
         self.speculative_config(engine_config).update(config)

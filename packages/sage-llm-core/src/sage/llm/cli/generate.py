@@ -202,13 +202,8 @@ def _strategy_spec(strategy: str, draft_model: str | None, *, explicit: bool) ->
 def _model_name(model: str | None) -> str:
     if model is not None:
         return model
-    try:
-        from sage.llm.models import resolve_model
-    except ImportError:
-        raise click.UsageError(
-            "no --model given and model packs are not available in this installation; pass "
-            "--model with a local model directory or .gguf file."
-        ) from None
+    from sage.llm.models import resolve_model
+
     return str(resolve_model(None))
 
 
@@ -306,14 +301,9 @@ def _generate_vllm(
     options: VLLMOptions,
     as_json: bool,
 ) -> None:
-    try:
-        from sage.llm.engines.vllm.generate import check_device, generate_cli
-    except ImportError as exc:
-        raise click.ClickException(
-            "--engine vllm is not available in this installation (sage.llm.engines.vllm has "
-            f"no generate_cli: {exc}). Install vLLM support with pip install "
-            "'sage-llm-core[vllm]', or use --engine transformers."
-        ) from exc
+    # Ships in this wheel and imports no vLLM: a missing vLLM is reported where it is used.
+    from sage.llm.engines.vllm.generate import check_device, generate_cli
+
     if options.device is not None:
         check_device(options.device)
     target = _model_name(model)

@@ -180,10 +180,8 @@ def serve(
 
 def _default_model() -> str:
     """The default pack's name: clients then ask for it by name, not by cache path."""
-    try:
-        from sage.llm.models import default_pack_name
-    except ImportError:
-        raise click.UsageError("no --model given and model packs are not available.") from None
+    from sage.llm.models import default_pack_name
+
     return default_pack_name()
 
 

@@ -117,6 +117,7 @@ def test_draft_missing_local_path(target: Path, tmp_path: Path) -> None:
 
 
 def test_draft_hub_id_without_auto_download(target: Path) -> None:
+    pytest.importorskip("huggingface_hub")  # without it, the error says to install it
     args = {
         "model": str(target),
         "speculative_config": {
@@ -130,7 +131,7 @@ def test_draft_hub_id_without_auto_download(target: Path) -> None:
 
 
 def test_draft_hub_id_unreachable_fails_fast(target: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from huggingface_hub import constants
+    constants = pytest.importorskip("huggingface_hub.constants")
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(ModelResolutionError, match=r"draft model.*HF_HUB_OFFLINE is set"):
@@ -307,7 +308,7 @@ def test_setup_without_vllm_says_how_to_install(
     target: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
-    service = VLLMService(VLLMServiceConfig(model_id=str(target), speculative_strategy="ngram"))
+    service = VLLMService(VLLMServiceConfig(model_id=str(target)))
     with pytest.raises(VLLMNotInstalledError) as info:
         service.setup()
     message = str(info.value)

@@ -45,7 +45,7 @@ def hint_for_class(class_name: str) -> KnownStrategy | None:
 def install_hint(known: KnownStrategy) -> str:
     return (
         f"Strategy {known.name!r} is provided by the distribution {known.distribution!r}, "
-        f"which is not installed: pip install {known.distribution}"
+        f"which is not installed: pip install {known.distribution}."
     )
 
 

@@ -245,6 +245,8 @@ def _raise_not_found(name: str, distribution: str | None) -> None:
     import difflib  # failures only
 
     candidates = sorted(set(names) | set(_known_names()))
+    # The name itself is no suggestion (a known built-in that is not installed gets its hint).
+    candidates = [c for c in candidates if c != name]
     suggestions = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     raise UnknownStrategyError(
         name,

@@ -35,8 +35,6 @@ nox.options.sessions = [
     "tests",
     "engine",
     "engine_lowest",
-    "serve",
-    "serve_lowest",
     "wheels",
     "smoke",
     "vllm",
@@ -79,11 +77,13 @@ def install_engine(session: nox.Session, extras: str = "transformers,testing") -
 def engine(session: nox.Session) -> None:
     """The reference engine: losslessness on tiny random models, sampling, CLI, every strategy's
     proposer, model packs and bench; then the slow tests on the real default model pack, which
-    this session pulls (`nox -s engine -- -m "not slow"` skips them)."""
-    install_engine(session, "bench,testing")
-    # The newest end of the declared transformers range (engine_lowest runs the lowest); -U so
-    # that a reused venv does not keep testing last month's release.
-    session.install("-U", "transformers")
+    this session pulls (`nox -s engine -- -m "not slow"` skips them). Then the control plane and
+    the OpenAI-compatible server (they run on this engine), at the newest [serve] versions: one
+    torch venv for both keeps CI short."""
+    install_engine(session, "bench,serve,testing")
+    # The newest end of the declared transformers (and [serve]) ranges (engine_lowest runs the
+    # lowest); -U so that a reused venv does not keep testing last month's release.
+    session.install("-U", "transformers", *SERVE_PACKAGES)
     show_transformers(session)
     if "not slow" not in " ".join(session.posargs):
         session.run("sage-llm", "models", "pull")
@@ -98,6 +98,7 @@ def engine(session: nox.Session) -> None:
         *session.posargs,
         env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
     )
+    run_serve_tests(session)
 
 
 SERVE_PACKAGES = ("starlette", "uvicorn", "anyio", "prometheus-client")
@@ -150,9 +151,13 @@ def engine_lowest(session: nox.Session) -> None:
     """The engine's losslessness tests on the LOWEST transformers the ``[transformers]`` extra
     allows (read from the core's pyproject.toml); the engine session runs them on the newest.
     Together they hold both ends of the declared range, so a version-dependent cache or API
-    call cannot silently break speculative decoding on part of it."""
-    install_engine(session, "transformers,testing")
-    session.install(f"transformers=={declared_floor('transformers')}")
+    call cannot silently break speculative decoding on part of it. The control plane and server
+    tests run here too, with every [serve] dependency at its declared floor."""
+    install_engine(session, "transformers,serve,testing")
+    session.install(
+        f"transformers=={declared_floor('transformers')}",
+        *[f"{name}=={declared_floor(name)}" for name in SERVE_PACKAGES],
+    )
     show_transformers(session)
     session.run(
         "pytest",
@@ -165,19 +170,22 @@ def engine_lowest(session: nox.Session) -> None:
         *session.posargs,
         env={"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"},
     )
+    run_serve_tests(session)
 
 
 @nox.session
 def serve(session: nox.Session) -> None:
     """Control plane and OpenAI-compatible server at the newest [serve] versions: the official
-    openai client against `sage-llm serve` on loopback (tiny models the tests build), faults."""
+    openai client against `sage-llm serve` on loopback (tiny models the tests build), faults.
+    (CI runs these inside `engine`; this session is for working on the server alone.)"""
     install_engine(session, "transformers,serve,testing")
     run_serve_tests(session)
 
 
 @nox.session
 def serve_lowest(session: nox.Session) -> None:
-    """The same tests with the [serve] extra at the lowest versions it declares."""
+    """The same tests with the [serve] extra at the lowest versions it declares (CI: inside
+    `engine_lowest`)."""
     install_engine(session, "transformers,serve,testing")
     session.install(*[f"{name}=={declared_floor(name)}" for name in SERVE_PACKAGES])
     run_serve_tests(session)

@@ -16,7 +16,7 @@ def test_dynamic_alone_pulls_in_core_and_resolves_every_name(dynamic_only: Venv)
         """
         from importlib.metadata import version
         from sage.llm import get_strategy
-        a = get_strategy("dynamic-lookahead", min_tokens=0, max_tokens=4)
+        a = get_strategy("dynamic-lookahead", min_tokens=2, max_tokens=4)
         b = get_strategy("dynamic")
         print(version("sage-llm-core"), version("sage-llm-strategy-ngram"))
         print(type(a).__name__, a.to_string(), type(b) is type(a))
@@ -24,7 +24,7 @@ def test_dynamic_alone_pulls_in_core_and_resolves_every_name(dynamic_only: Venv)
     ).stdout.split()
     assert out[2:] == [
         "DynamicLookaheadStrategy",
-        "dynamic-lookahead:min_tokens=0,max_tokens=4",
+        "dynamic-lookahead:min_tokens=2,max_tokens=4",
         "True",
     ]
 

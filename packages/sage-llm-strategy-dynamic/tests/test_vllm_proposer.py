@@ -7,6 +7,7 @@ that prefix plus one token, as vLLM's greedy verification does.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -43,14 +44,22 @@ class _Table:
 
 
 def make(k: int = 6, *, min_tokens: int = 0, lookup: tuple[int, int] = (1, 3)) -> Any:
+    """A proposer on a simulated clock (see :func:`step`), so that its choices do not depend on
+    how busy the machine is."""
     cls = getattr(vllm_proposer, proposer_class_name(min_tokens, *lookup).rpartition(".")[2])
-    return cls(_Config(k))
+    proposer = cls(_Config(k))
+    proposer.now = 0.0
+    proposer.clock = lambda: proposer.now
+    return proposer
 
 
 def step(proposer: Any, contexts: list[list[int]], active: Sequence[bool] | None = None) -> Any:
     active = active or [True] * len(contexts)
     sampled = [[c[-1]] if on else [] for c, on in zip(contexts, active, strict=True)]
-    return proposer.propose(sampled, [len(c) for c in contexts], _Table(contexts))
+    drafts = proposer.propose(sampled, [len(c) for c in contexts], _Table(contexts))
+    # The verify pass that follows: 1 ms per token, as on a target whose cost grows with k.
+    proposer.now += 1e-3 * (1 + max(map(len, drafts), default=0))
+    return drafts
 
 
 def simulate(proposer: Any, prompt: list[int], target: Sequence[int], steps: int) -> list[int]:
@@ -119,16 +128,19 @@ def test_k_falls_when_drafts_stop_matching() -> None:
     prompt = CYCLE * 2
     simulate(proposer, prompt, CYCLE * 20, steps=8)
     high = proposer.chosen_k()[0][-1]
-    # The same request goes on, but the target now repeats the prompt's last token forever:
-    # every lookup (which continues the cycle) is rejected.
+    # The same request goes on, but the target now picks tokens at random, from the cycle's and
+    # from new ones: the lookup finds matches that are mostly rejected, and no match after a
+    # new token (a 1-token pass, which tells the controller what a step without a draft costs).
     [request] = proposer._rows.values()
-    context = list(prompt) + CYCLE * 20
-    context = context[: request.length]
-    for _ in range(12):
+    context = (list(prompt) + CYCLE * 20)[: request.length]
+    rng = random.Random(0)
+    for _ in range(16):
         [draft] = step(proposer, [context])
-        context += [context[-1]] if not draft or draft[0] != context[-1] else draft[:1]
-    low = proposer.chosen_k()[0][-1]
-    assert low < high
+        truth = [rng.randrange(5, 20) for _ in range(len(draft) + 1)]
+        context += truth[: accepted_length(draft, truth, 0) + 1]
+    chosen = proposer.chosen_k()[0]
+    assert high == 6
+    assert min(chosen[8:]) < high
 
 
 def test_min_tokens_is_a_floor() -> None:

@@ -30,7 +30,8 @@ path works in a ``vllm serve`` command line. Nothing here imports vLLM.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -85,11 +86,13 @@ class DynamicNgramProposer(VLLMProposer):
         super().__init__(vllm_config)
         self.max_tokens = self.num_speculative_tokens
         self._rows: dict[int, _Request] = {}
+        self.clock: Callable[[], float] = time.perf_counter
+        """Step times for the controllers' cost model (a test passes a simulated clock)."""
 
     def new_request(self, context: Sequence[int]) -> _Request:
         controller = LookaheadController(min(self.min_tokens, self.max_tokens), self.max_tokens)
         ngram = NgramProposer(self.max_tokens, max_n=self.lookup_max, min_n=self.lookup_min)
-        proposer = DynamicProposer(ngram, controller, cheap=True)
+        proposer = DynamicProposer(ngram, controller, cheap=True, clock=self.clock)
         proposer.start(context)
         return _Request(proposer, tuple(context[:FINGERPRINT]), len(context), [])
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -88,6 +89,11 @@ class DynamicNgramProposer(VLLMProposer):
         self._rows: dict[int, _Request] = {}
         self.clock: Callable[[], float] = time.perf_counter
         """Step times for the controllers' cost model (a test passes a simulated clock)."""
+        self.draft_lengths: Counter[int] = Counter()
+        """How many drafts of each length this proposer returned for decoding rows (0: none)."""
+        self.learned_accepted = 0
+        """Draft tokens found accepted in the committed tokens (a request's last draft, whose
+        verdict arrives after it finished, is never seen)."""
 
     def new_request(self, context: Sequence[int]) -> _Request:
         controller = LookaheadController(min(self.min_tokens, self.max_tokens), self.max_tokens)
@@ -137,10 +143,12 @@ class DynamicNgramProposer(VLLMProposer):
         if request.proposed:
             accepted = accepted_length(request.draft, context, request.length)
             proposer.on_verified(len(request.draft), accepted)
+            self.learned_accepted += accepted
         draft = [int(t) for t in proposer.propose(context, self.max_tokens).token_ids]
         request.length = len(context)
         request.draft = draft
         request.proposed = True
+        self.draft_lengths[len(draft)] += 1
         return draft
 
     def chosen_k(self) -> dict[int, list[int]]:

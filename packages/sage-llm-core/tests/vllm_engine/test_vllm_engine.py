@@ -214,7 +214,8 @@ def test_adaptive_proposer_drafts_are_what_vllm_verified(run: Run) -> None:
     if run.name not in ADAPTIVE:
         pytest.skip("only the adaptive custom_class proposer keeps these counts")
     assert run.engine_args["speculative_config"]["method"] == "custom_class"
-    assert run.drafter is not None and run.sampled is not None
+    assert run.drafter is not None
+    assert run.sampled is not None
     [(lengths, learned)] = run.drafter
     calls = [run.first.metrics, run.second.metrics, run.sampled.metrics]
     vllm_drafted = sum(m.num_draft_tokens for m in calls)

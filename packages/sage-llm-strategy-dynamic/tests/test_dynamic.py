@@ -44,7 +44,7 @@ def test_schedule_is_valid_for_vllm(lo: int, hi: int) -> None:
 
 def test_apply_writes_exactly_the_static_config() -> None:
     config: dict = {}
-    get_strategy("dynamic", min_tokens=3, max_tokens=10).apply(config)
+    get_strategy("dynamic", mode="static", min_tokens=3, max_tokens=10).apply(config)
     assert config == {
         "speculative_config": {
             "method": "ngram",
@@ -63,7 +63,9 @@ def test_min_tokens_zero_switches_speculation_off_for_large_batches() -> None:
 
 def test_draft_mode_writes_the_draft_model() -> None:
     config: dict = {}
-    DynamicLookaheadStrategy(draft_model_id="small", max_tokens=4, min_tokens=1).apply(config)
+    DynamicLookaheadStrategy(
+        draft_model_id="small", max_tokens=4, min_tokens=1, mode="static"
+    ).apply(config)
     section = config["speculative_config"]
     assert (section["method"], section["model"], section["num_speculative_tokens"]) == (
         "draft_model",
@@ -87,7 +89,7 @@ def test_vllm_accepts_the_config_and_schedule(lo: int, hi: int) -> None:
     from vllm.v1.spec_decode.dynamic.utils import validate_and_normalize_dynamic_sd_schedule
 
     config: dict = {}
-    DynamicLookaheadStrategy(min_tokens=lo, max_tokens=hi).apply(config)
+    DynamicLookaheadStrategy(min_tokens=lo, max_tokens=hi, mode="static").apply(config)
     section = config["speculative_config"]
     parsed = SpeculativeConfig(**section)
     assert parsed.num_speculative_tokens == hi

@@ -54,3 +54,22 @@ def test_load_draft_model_checks_and_returns_the_target_eos(tmp_path: Path) -> N
         proposing.load_draft_model(str(tmp_path / "d"), ProposerContext())
     with pytest.raises(proposing.ModelLoadError, match="auto_download is off"):
         proposing.load_draft_model("org/not-here", context, allow_hub=False)
+
+
+def test_vllm_proposer_is_exported_lazily() -> None:
+    """Plugins subclass VLLMProposer from here; importing the module loads no vLLM package."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, sage.llm.proposing as p\n"
+        "before = 'sage.llm.engines.vllm.proposer' in sys.modules\n"
+        "from sage.llm.engines.vllm.proposer import VLLMProposer\n"
+        "print(before, p.VLLMProposer is VLLMProposer, 'vllm' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "True", "False"]
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = proposing.Nope

@@ -66,7 +66,7 @@ def test_schedule_allows_zero_k_and_gaps() -> None:
 @needs_builtins
 def test_dynamic_strategy_tables_pass_the_check() -> None:
     for lo, hi in [(0, 1), (0, 10), (3, 10), (5, 5), (1, 64)]:
-        engine = get_strategy("dynamic", min_tokens=lo, max_tokens=hi)
+        engine = get_strategy("dynamic", mode="static", min_tokens=lo, max_tokens=hi)
         args: dict[str, Any] = {}
         engine.apply(args)
         check_schedule(spec(args)["num_speculative_tokens_per_batch_size"], hi, "dynamic")

@@ -32,7 +32,7 @@ def strategies(draft: Path) -> dict[str, SpeculativeStrategy]:
         ),
         "dynamic": get_strategy("dynamic", min_tokens=0, max_tokens=6),
         "dynamic-draft": get_strategy(
-            "dynamic", min_tokens=1, max_tokens=4, draft_model_id=str(draft)
+            "dynamic", mode="static", min_tokens=1, max_tokens=4, draft_model_id=str(draft)
         ),
         "custom-class": LookupStrategy(k=2),
     }

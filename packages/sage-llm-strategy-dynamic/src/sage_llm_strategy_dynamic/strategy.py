@@ -6,10 +6,19 @@ LookaheadController`: each step it proposes the ``k`` in ``[min_tokens, max_toke
 most expected tokens per second, from the acceptance it observed and the step times it measured
 (``min_tokens=0`` lets it switch speculation off and back on).
 
-On vLLM the strategy writes a *static* configuration: ``num_speculative_tokens = max_tokens``
-plus vLLM's per-batch-size table, which speculates ``max_tokens`` deep for small batches and
-shrinks toward ``min_tokens`` (0 switches speculation off) as batches grow, because a busy
-engine has less idle compute to spend on rejected drafts. vLLM has no per-step k.
+On vLLM, ``mode`` picks between two configurations (vLLM itself has no per-step k):
+
+* ``"adaptive"`` (default): ``method="custom_class"`` with
+  :class:`~sage_llm_strategy_dynamic.vllm_proposer.DynamicNgramProposer`, which runs the same
+  n-gram lookup and controller per request inside vLLM's workers and truncates each request's
+  draft to its controller's ``k`` every step (n-gram only: with ``draft_model_id`` choose
+  ``"static"``);
+* ``"static"``: vLLM's own ``ngram`` (or ``draft_model``) method with ``num_speculative_tokens
+  = max_tokens`` plus vLLM's per-batch-size table, which speculates ``max_tokens`` deep for small
+  batches and shrinks toward ``min_tokens`` (0 switches speculation off) as batches grow,
+  because a busy engine has less idle compute to spend on rejected drafts.
+
+The reference engine ignores ``mode``: it always chooses k per step.
 """
 
 from __future__ import annotations
@@ -36,8 +45,11 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
 
     Reference engine (transformers): chosen every step of every request by an expected-gain
     controller, from the acceptance it observed and the step times it measured; min_tokens=0
-    lets it switch speculation off and back on. vLLM: static, k = max_tokens for batches of
-    1-4, halved per 4x larger batch band down to min_tokens (vLLM has no per-step k).
+    lets it switch speculation off and back on. vLLM, mode="adaptive" (default): the same,
+    per request and per step, for n-gram lookup, through a custom_class proposer that truncates
+    each request's draft to its controller's k. vLLM, mode="static": vLLM's ngram or
+    draft_model method, k = max_tokens for batches of 1-4, halved per 4x larger batch band down
+    to min_tokens (vLLM's batch-size table, read once at start).
     """
 
     name: ClassVar[str] = "dynamic-lookahead"
@@ -67,6 +79,15 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         "than this probability (0 never stops early).",
         ge=0.0,
         le=1.0,
+    )
+
+    mode: str = param(
+        "adaptive",
+        doc="vLLM only (the reference engine always adapts per step): 'adaptive' chooses k per "
+        "request and step inside vLLM (custom_class proposer, n-gram lookup only); 'static' "
+        "uses vLLM's ngram/draft_model method and its batch-size table "
+        "(num_speculative_tokens_per_batch_size), the only choice with draft_model_id.",
+        choices=("adaptive", "static"),
     )
 
     @property
@@ -111,6 +132,19 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
             first, last = last + 1, last * BATCH_BAND_GROWTH
 
     def apply(self, engine_config: dict[str, Any]) -> None:
+        if self.mode == "adaptive":
+            if self.draft_model_id is not None:
+                raise InvalidParameterError(
+                    self.name,
+                    "mode='adaptive' on vLLM proposes by n-gram lookup only; with "
+                    "draft_model_id pass mode='static' (vLLM's draft_model method and its "
+                    "batch-size table).",
+                    "mode",
+                )
+            self.speculative_config(engine_config).update(
+                method="custom_class", num_speculative_tokens=self.max_tokens
+            )
+            return
         config: dict[str, Any] = {"num_speculative_tokens": self.max_tokens}
         if self.draft_model_id is None:
             config.update(
@@ -123,6 +157,14 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
             config.update(method="draft_model", model=self.draft_model_id)
         config["num_speculative_tokens_per_batch_size"] = self.batch_size_schedule()
         self.speculative_config(engine_config).update(config)
+
+    def vllm_proposer_class(self) -> str | None:
+        """mode="adaptive": the path of the per-request adaptive n-gram proposer vLLM loads."""
+        if self.mode != "adaptive" or self.draft_model_id is not None:
+            return None
+        from sage_llm_strategy_dynamic.vllm_proposer import proposer_class_name
+
+        return proposer_class_name(self.min_tokens, self.lookup_min, self.prompt_lookup_max)
 
     def make_proposer(self, context: ProposerContext) -> Proposer:
         """The inner proposer under a :class:`LookaheadController` (see the module docstring)."""

@@ -20,6 +20,9 @@ What is here, by job:
   vocabulary checked), :func:`new_kv_cache`, :func:`forward` and :func:`drop_last_tokens`
   (these bridge the transformers versions the core supports);
 * token ids: :func:`eos_token_ids`, :func:`output_vocab_size`, :func:`check_same_vocabulary`;
+* vLLM's ``custom_class`` proposers: :class:`VLLMProposer`, the base class of a proposer that
+  vLLM instantiates in its workers (a strategy's ``vllm_proposer_class`` hook; docs/vllm.md).
+  Loaded on first use (it imports no vLLM either);
 * the errors a proposer raises: :class:`ModelLoadError`, :class:`VocabularyMismatchError`,
   :class:`InvalidSamplingParamsError` (all :class:`~sage.llm.errors.SageLLMError`).
 
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sage.llm.engines.transformers.compat import drop_last_tokens, forward
 from sage.llm.engines.transformers.compat import new_cache as new_kv_cache
@@ -48,6 +51,9 @@ from sage.llm.engines.transformers.vocab import (
 )
 from sage.llm.proposer import Proposal, Proposer, ProposerContext, SeededProposer
 
+if TYPE_CHECKING:
+    from sage.llm.engines.vllm.proposer import VLLMProposer
+
 __all__ = [
     "DraftModel",
     "InvalidSamplingParamsError",
@@ -57,6 +63,7 @@ __all__ = [
     "ProposerContext",
     "SamplingParams",
     "SeededProposer",
+    "VLLMProposer",
     "VocabularyMismatchError",
     "check_same_vocabulary",
     "drop_last_tokens",
@@ -69,6 +76,15 @@ __all__ = [
     "sample",
     "sampling_params",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``VLLMProposer`` on first use, so that importing this module loads no engine package."""
+    if name == "VLLMProposer":
+        from sage.llm.engines.vllm.proposer import VLLMProposer
+
+        return VLLMProposer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sampling_params(context: ProposerContext) -> SamplingParams:

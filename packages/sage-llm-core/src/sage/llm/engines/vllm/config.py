@@ -59,6 +59,9 @@ def build_engine_args(
     from sage.llm.registry import apply_strategy
 
     apply_strategy(strategy, args)  # the plugin's errors name it; model and method checked
+    from sage.llm.engines.vllm.proposer import wire_proposer_class
+
+    wire_proposer_class(strategy, args)  # a custom_class proposer: its path into "model"
     label = strategy.strategy_name()
     migrate_legacy_keys(args, label)
     check_speculative_config(args, label)

@@ -237,6 +237,16 @@ def _report(result: Any, baseline: Any, spec: str | None, temperature: float) ->
     return report
 
 
+def _acceptance_line(m: Any) -> str:
+    """One line of speculative counters, the same for both engines."""
+    per_position = ", ".join(f"{a:.2f}" for a in m.per_position_acceptance)
+    return (
+        f"acceptance {m.acceptance_rate:.1%} ({m.num_accepted_tokens}/{m.num_draft_tokens} "
+        f"draft tokens in {m.num_drafts} drafts), mean accepted length "
+        f"{m.mean_accepted_length:.2f}, per position [{per_position}]"
+    )
+
+
 def _print_summary(result: Any, report: dict[str, Any]) -> None:
     m = result.metrics
     lines = [
@@ -245,12 +255,7 @@ def _print_summary(result: Any, report: dict[str, Any]) -> None:
         f"finished by {result.finish_reason}"
     ]
     if m.num_drafts:
-        per_position = ", ".join(f"{a:.2f}" for a in m.per_position_acceptance)
-        lines.append(
-            f"acceptance {m.acceptance_rate:.1%} ({m.num_accepted_tokens}/{m.num_draft_tokens} "
-            f"draft tokens in {m.num_drafts} drafts), mean accepted length "
-            f"{m.mean_accepted_length:.2f}, per position [{per_position}]"
-        )
+        lines.append(_acceptance_line(m))
         lines.append(f"time in draft {m.draft_time_s:.2f} s, in verify {m.verify_time_s:.2f} s")
     elif m.num_steps:
         lines.append("no draft was proposed: every step was plain decoding")
@@ -349,12 +354,7 @@ def _generate_vllm(
         f"{_finish_reason(result)} (vLLM)"
     ]
     if m.num_drafts:
-        per_position = ", ".join(f"{a:.2f}" for a in m.per_position_acceptance)
-        lines.append(
-            f"acceptance {m.acceptance_rate:.1%} ({m.num_accepted_tokens}/{m.num_draft_tokens} "
-            f"draft tokens in {m.num_drafts} drafts), mean accepted length "
-            f"{m.mean_accepted_length:.2f}, per position [{per_position}]"
-        )
+        lines.append(_acceptance_line(m))
     base = report["baseline"]
     if report["speedup"] is not None and base:
         check = {True: ", same tokens", False: ", TOKENS DIFFER", None: ""}[

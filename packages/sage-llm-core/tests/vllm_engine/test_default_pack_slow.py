@@ -16,6 +16,7 @@ import sys
 import pytest
 from vllm_testutils import needs_builtins, needs_vllm
 
+from sage.llm.bench.runner import first_difference
 from sage.llm.models import cached_path, default_pack_name, get_pack
 
 PROMPT = """Rename the function `compute_total` to `sum_prices` everywhere and return the code.
@@ -35,13 +36,6 @@ def report(orders):
     return "\\n".join(lines)
 ```"""
 MAX_TOKENS = 64
-
-
-def first_difference(a: list[int], b: list[int]) -> int | None:
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return i
-    return None if len(a) == len(b) else min(len(a), len(b))
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ def test_policy_never_starts_vllm_without_speculation(model_dir: Path) -> None:
 def test_cpu_memory_default_unless_the_caller_sets_one(
     model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sage.llm.control_plane.vllm_backend._vllm_on_cpu", lambda: True)
+    monkeypatch.setattr("sage.llm.engines.vllm.cpu.is_cpu_platform", lambda: True)
     args = VLLMBackend(str(model_dir), None, {}).engine_args()
     assert args["kv_cache_memory_bytes"] > 0
     assert args["enforce_eager"] is True

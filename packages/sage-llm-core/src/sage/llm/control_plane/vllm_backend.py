@@ -29,7 +29,7 @@ from sage.llm.control_plane.backend import EngineBackend, WorkerContext
 from sage.llm.control_plane.errors import InvalidRequestError
 from sage.llm.control_plane.requests import Completion
 from sage.llm.control_plane.states import Capabilities
-from sage.llm.engines.vllm.cpu import cpu_defaults, is_cpu_platform
+from sage.llm.engines.vllm.cpu import with_cpu_defaults
 from sage.llm.metrics import SpecDecodeMetrics
 from sage.llm.prompts import prompt_token_ids
 
@@ -45,15 +45,6 @@ CONFIG_FIELDS = (
     "revision",
     "auto_download",
 )
-
-
-def _vllm_on_cpu() -> bool:
-    """True when the installed vLLM is the CPU build; False without vLLM (then nothing can
-    start, and the arguments are only shown)."""
-    try:
-        return is_cpu_platform()
-    except ImportError:
-        return False
 
 
 @dataclass
@@ -92,9 +83,8 @@ class VLLMBackend(EngineBackend):
             **config_kw,
         )
         self.service = VLLMService(config)
-        args = self.service.prepare_engine_args()
-        if _vllm_on_cpu():  # the same memory/eager defaults as VLLMService.setup()
-            args = {**cpu_defaults(args), **args}
+        # the same memory/eager defaults as VLLMService.setup()
+        args = with_cpu_defaults(self.service.prepare_engine_args())
         spec = args.get("speculative_config")
         if spec is not None and self.max_batch_for_speculation and _has_batch_switch():
             spec.setdefault("disable_by_batch_size", self.max_batch_for_speculation)

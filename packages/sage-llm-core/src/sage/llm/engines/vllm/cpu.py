@@ -90,6 +90,17 @@ def cpu_defaults(
     return defaults
 
 
+def with_cpu_defaults(engine_args: dict[str, Any]) -> dict[str, Any]:
+    """``engine_args`` with :func:`cpu_defaults` merged under them when the installed vLLM is
+    the CPU build; unchanged on other platforms and without vLLM (nothing can start then).
+    The one place both ``VLLMService.setup()`` and the control plane's vLLM engines use."""
+    try:
+        on_cpu = is_cpu_platform()
+    except ImportError:
+        return engine_args
+    return {**cpu_defaults(engine_args), **engine_args} if on_cpu else engine_args
+
+
 def is_cpu_platform() -> bool:
     """True when the installed vLLM runs on the CPU (imports vLLM's platform detection)."""
     from vllm.platforms import current_platform

@@ -36,7 +36,7 @@ from sage.llm.engines.vllm.config import (
     build_engine_args,
     installed_vllm_version,
 )
-from sage.llm.engines.vllm.cpu import cpu_defaults, is_cpu_platform
+from sage.llm.engines.vllm.cpu import with_cpu_defaults
 from sage.llm.engines.vllm.errors import (
     VLLM_INSTALL_HINT,
     ServiceStateError,
@@ -185,9 +185,7 @@ class VLLMService:
         if self._llm is not None:
             return self
         llm_class = _import_llm()
-        args = self.prepare_engine_args()
-        if is_cpu_platform():
-            args = {**cpu_defaults(args), **args}
+        args = with_cpu_defaults(self.prepare_engine_args())
         self.engine_args = args
         self._llm = llm_class(**args)
         return self

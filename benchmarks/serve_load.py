@@ -7,10 +7,12 @@ One server on loopback serves three engines of the same model, one per policy (`
 ``never``, ``adaptive``), all with the same strategy. For each concurrency level the policies
 run one after another on the same prompts (interleaved per level, so drift in the machine's
 load hits them alike): ``--requests`` requests from that many concurrent clients, greedy,
-``--max-tokens`` each. Throughput is completion tokens / wall time of the level; latencies are
-per request as the client sees them. Bounded: ``--time-limit`` seconds in all, after which the
-remaining cells are skipped and reported as such. Prints a table; writes JSON and a PNG plot.
-The machine is shared and noisy: compare policies within one run, not across runs.
+``--max-tokens`` each (after ``--warmup`` untimed requests per policy, which give a
+learning policy its warm-up outside the table). Throughput is completion tokens / wall time
+of the level; latencies are per request as the client sees them. Bounded: ``--time-limit``
+seconds in all, after which the remaining cells are skipped and reported as such. Prints a
+table; writes JSON and a PNG plot. The machine is shared and noisy: compare policies within
+one run, not across runs.
 """
 
 from __future__ import annotations
@@ -104,6 +106,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=16, help="requests per cell")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--prompt-chars", type=int, default=1200)
+    parser.add_argument(
+        "--warmup",
+        type=int,
+        default=0,
+        help="requests per policy at concurrency 1 before the levels, not in the table "
+        "(adaptive's warm-up; reported in the JSON)",
+    )
     parser.add_argument("--time-limit", type=float, default=1800.0, help="seconds in all")
     parser.add_argument("--engine-arg", action="append", default=[], help="KEY=JSON for the engine")
     parser.add_argument("--out", default=str(ROOT / "docs" / "data" / "serve_load.json"))
@@ -125,6 +134,7 @@ def main() -> None:
     deadline = time.monotonic() + args.time_limit
     rows: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
+    warmups: list[dict[str, Any]] = []
     try:
         for policy in POLICIES:
             print(f"loading an engine with policy {policy} ...", flush=True)
@@ -140,6 +150,16 @@ def main() -> None:
         with ServerThread(cp) as server:
             for policy in POLICIES:  # warm-up: first-call costs out of the numbers
                 run_level(server.url, policy, 1, texts[:1], 8)
+            if args.warmup:  # a learning policy's warm-up, run by every policy alike
+                for policy in POLICIES:
+                    warm = [texts[i % len(texts)] for i in range(args.warmup)]
+                    row = run_level(server.url, policy, 1, warm, args.max_tokens)
+                    warmups.append(row)
+                    print(
+                        f"warm-up {policy:<9} {row['throughput_tokens_per_s']:7.2f} tok/s  "
+                        f"spec {row['speculative_share']:.0%}",
+                        flush=True,
+                    )
             for level in levels:
                 work = [texts[i % len(texts)] for i in range(max(args.requests, level))]
                 for policy in POLICIES:
@@ -170,9 +190,9 @@ def main() -> None:
         "rows": rows,
         "summary": summary,
         "skipped": skipped,
-        "policy_state": status["policy"],
+        "warmup": warmups,
         "engines": [
-            {k: e[k] for k in ("engine_id", "policy", "strategy")}
+            {k: e[k] for k in ("engine_id", "policy", "policy_state", "strategy")}
             | {"by_strategy": e["metrics"]["by_strategy"]}
             for e in status["engines"]
         ],

@@ -142,3 +142,44 @@ def test_costs_learn_from_timings_and_ignore_a_stall() -> None:
     assert costs.pass_cost(3) < 0.5
     with pytest.raises(ValueError, match="positive finite"):
         StepCosts(3, profile=[1.0, -1.0])
+
+
+def test_a_new_request_keeps_what_copies_taught_but_relearns_fresh_proposals() -> None:
+    """Whether a copy in progress goes on is a property of the proposer and the text kind:
+    it carries over whole. Fresh proposals depend on the request: a new one's own verdicts
+    must outweigh its predecessor's within two steps."""
+    c = LookaheadController(0, 10, profile=CPU)
+    for _ in range(10):
+        c.observe(10, 10, state=True)  # copies went on to the end
+        c.observe(10, 0, state=False)  # fresh proposals all failed
+    c.start_request()
+    assert c.states[True].estimates()[9] > 0.9
+    assert c.states[False].estimates()[0] < 0.1
+    c.observe(10, 10, state=False)
+    c.observe(10, 10, state=False)
+    assert c.states[False].estimates()[0] > 0.5
+
+
+def test_costly_probes_are_spaced_by_time_not_only_by_steps() -> None:
+    """A model draft that must first read the whole prompt makes a probe cost many steps:
+    probes then come at most once per 1 / PROBE_BUDGET times their cost in plain steps."""
+    from sage_llm_strategy_dynamic.controller import PROBE_BUDGET
+
+    def probes(probe_cost: float | None) -> int:
+        c = LookaheadController(0, 6, profile=CPU)
+        for n in range(1, 8):
+            c.costs.observe_pass(n, CPU[n - 1])
+        count = 0
+        for _ in range(400):
+            k = c.choose(6)
+            if k:
+                count += 1
+                c.observe(k, 0)
+                if probe_cost is not None:  # seconds beyond the step itself, as measured
+                    c.observe_probe_cost(c.costs.step_cost(k) + probe_cost, k)
+        return count
+
+    # a draft that restarts for free, and one that must catch up for 8 plain steps' time
+    cheap, costly = probes(0.0), probes(8.0)
+    assert costly < cheap
+    assert costly <= 400 * PROBE_BUDGET / 8.0 + 2  # about 5% of the time at most

@@ -192,3 +192,39 @@ def test_adaptive_with_a_draft_model_says_to_use_static() -> None:
         strategy.apply({})
     with pytest.raises(InvalidParameterError, match="mode"):
         get_strategy("dynamic", mode="fast")
+
+
+def test_a_busier_batch_caps_every_requests_k() -> None:
+    """The batch-size table (10 for 1-4 requests, 5 for 5-16, ...) caps each controller's k
+    every step, so speculation shrinks with load inside one running engine."""
+    proposer = make(10)
+    copy = [*CYCLE * 6]
+    # one request alone: it learns the copy and drafts deep
+    alone = [copy[:20]]
+    for _ in range(12):
+        [draft] = step(proposer, alone)
+        alone[0] = alone[0] + copy[len(alone[0]) : len(alone[0]) + len(draft) + 1]
+    assert proposer.cap == 10
+    assert len(draft) > 5
+    # the same request among seven others: capped at 5
+    others = [[100 + i, 200 + i, 300 + i] for i in range(7)]
+    drafts = step(proposer, [alone[0], *others])
+    assert proposer.cap == 5
+    assert 0 < len(drafts[0]) <= 5
+    # alone again: the cap lifts
+    [draft] = step(proposer, [alone[0] + copy[len(alone[0]) : len(alone[0]) + len(drafts[0]) + 1]])
+    assert proposer.cap == 10
+
+
+def test_batch_cap_follows_the_static_table() -> None:
+    from sage_llm_strategy_dynamic.controller import batch_cap, batch_size_schedule
+
+    assert batch_size_schedule(0, 10) == [
+        [1, 4, 10],
+        [5, 16, 5],
+        [17, 64, 2],
+        [65, 256, 1],
+        [257, 1024, 0],
+    ]
+    assert [batch_cap(b, 0, 10) for b in (1, 4, 5, 16, 17, 300, 5000)] == [10, 10, 5, 5, 2, 0, 0]
+    assert batch_cap(100, 3, 10) == 3  # min_tokens is a floor, also for the largest batches

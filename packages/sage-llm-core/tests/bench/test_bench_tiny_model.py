@@ -97,3 +97,35 @@ def test_assisted_peer_drafts_the_same_k_as_ours(tiny_model: Path) -> None:
     assert assistant.num_assistant_tokens == 3
     assert assistant.num_assistant_tokens_schedule == "constant"
     assert assistant.assistant_confidence_threshold == 0.0
+
+
+def test_dynamic_lookahead_is_compared_with_transformers_defaults(tiny_model: Path) -> None:
+    """A user who does not pick k in transformers gets its default schedule: that is the peer
+    of dynamic-lookahead with a draft, even right after a constant-k peer ran on the same
+    draft model (the knobs live on the draft's config and would otherwise carry over)."""
+    pytest.importorskip("sage_llm_strategy_draft", reason="sage-llm-strategy-draft missing")
+    pytest.importorskip("sage_llm_strategy_dynamic", reason="sage-llm-strategy-dynamic missing")
+    from sage.llm.bench.methods import Runner, assistant_defaults, peer_of, plan
+    from sage.llm.engines.transformers import TransformersEngine
+
+    constant = f"draft:draft_model_id={tiny_model},num_speculative_tokens=3"
+    dynamic = f"dynamic-lookahead:draft_model_id={tiny_model}"
+    methods = plan([constant, dynamic, "dynamic-lookahead:max_tokens=6"])
+    by_name = {m.name: m for m in methods}
+    peer = peer_of(by_name[dynamic], methods)
+    assert peer is not None
+    assert peer.name == "hf-assisted:default"
+    lookup = peer_of(by_name["dynamic-lookahead:max_tokens=6"], methods)
+    assert lookup is not None
+    assert lookup.name == "hf-prompt-lookup:k=6,n=4"
+    runner = Runner(TransformersEngine.from_pretrained(str(tiny_model)))
+    prompt = [2, 3, 4, 5, 2, 3, 4]
+    plain = runner.run(methods[0], prompt, 10).token_ids
+    assert runner.run(by_name["hf-assisted:k=3"], prompt, 10).token_ids == plain
+    assert runner.run(peer, prompt, 10).token_ids == plain
+    assistant = runner._draft(str(tiny_model)).generation_config
+    defaults = assistant_defaults()
+    assert defaults["assistant_confidence_threshold"] > 0  # transformers stops early by default
+    assert assistant.num_assistant_tokens_schedule == defaults["num_assistant_tokens_schedule"]
+    assert assistant.assistant_confidence_threshold == defaults["assistant_confidence_threshold"]
+    assert runner.run(by_name[dynamic], prompt, 10).token_ids == plain

@@ -83,8 +83,11 @@ class Host:
 
 
 def exploited(decisions: list[Decision], skip: int = 0) -> list[bool]:
-    """The choices, after the first ``skip`` decisions, that were not probes of the other mode."""
-    return [d.speculate for d in decisions[skip:] if not d.reason.startswith("probing")]
+    """The choices, after the first ``skip`` decisions, that were neither warm-up measurements
+    nor probes of the other mode."""
+    return [
+        d.speculate for d in decisions[skip:] if not d.reason.startswith(("probing", "measuring"))
+    ]
 
 
 def test_builtin_policies() -> None:
@@ -99,21 +102,37 @@ def test_adaptive_measures_both_modes_then_speculates_and_probes() -> None:
     policy = AdaptivePolicy(warmup=2, probe_every=5)
     decisions = Host(0, tokens_per_step=4.1, cost_ratio=1.3, noise=1.0).serve(policy, 15)
     choices = [d.speculate for d in decisions]
-    assert choices[:4] == [True, True, False, False]  # warm-up: two of each
+    # warm-up: two of each, alternating so that every request pairs with a neighbour
+    assert choices[:4] == [True, False, True, False]
     later = choices[4:]  # decisions 5..15: every 5th probes the other (plain) mode
     assert [i + 5 for i, c in enumerate(later) if not c] == [5, 10, 15]
 
 
 @pytest.mark.parametrize("seed", range(20))
 def test_adaptive_speculates_when_acceptance_is_high_despite_host_noise(seed: int) -> None:
-    # The load benchmark's regime: 4.1 tokens per step. A verify pass costs 1.3x a plain step.
+    # 4.1 tokens per step, a verify pass costs 1.3x a plain step: gain 3.
     policy = AdaptivePolicy()
     choices = Host(seed, tokens_per_step=4.1, cost_ratio=1.3).serve(policy, 60)
-    # Early cost ratios rest on two or three noisy plain requests and can be far off; the
-    # exact acceptance counts and the hysteresis keep speculation on for nearly all of them.
-    chosen = exploited(choices, skip=4)
-    assert sum(chosen) >= 0.85 * len(chosen)
+    # Early cost ratios rest on a few noisy requests and can be far off (one seed in twenty
+    # starts at r = 7 instead of 1.3); frequent probes while speculation may be better, and
+    # the exact acceptance counts, bring every seed to speculation.
+    chosen = exploited(choices)
     assert sum(chosen[-20:]) >= 19
+
+
+@pytest.mark.parametrize(("cost_ratio", "least_share"), [(1.3, 0.97), (2.8, 0.8)])
+def test_adaptive_share_of_speculative_requests_under_host_noise(
+    cost_ratio: float, least_share: float
+) -> None:
+    # Over many seeds (per-request host slowdowns of 0.33x-3x): at gain 3 nearly every
+    # request speculates; at gain 1.45 (cost ratio 2.8), where a noisy cost ratio can hide
+    # the gain, most do (docs/control-plane.md quotes these shares).
+    chosen: list[bool] = []
+    for seed in range(100):
+        policy = AdaptivePolicy()
+        host = Host(seed, tokens_per_step=4.1, cost_ratio=cost_ratio)
+        chosen += exploited(host.serve(policy, 100))
+    assert sum(chosen) >= least_share * len(chosen)
 
 
 @pytest.mark.parametrize("seed", range(10))
@@ -131,6 +150,29 @@ def test_adaptive_keeps_speculating_when_the_host_load_changes(
     host.load = load
     after = exploited(host.serve(policy, 60))
     assert sum(after) >= least_share * len(after)
+
+
+def test_adaptive_judges_the_traffic_mix_not_the_last_few_requests() -> None:
+    # The load benchmark's traffic: one prompt in five is copied into its answer (4 tokens
+    # per step, each step costing 1.5 plain ones), the rest barely accept anything. Always
+    # speculating is 1.14x faster overall; a window of a few requests sees a run of the poor
+    # prompts now and then and switched off for dozens of requests (measured: 0.73x).
+    mix = [(4.0, 1.5), (1.05, 1.05), (1.1, 1.08), (1.0, 1.02), (1.05, 1.05)]
+    adaptive_s = always_s = 0.0
+    for seed in range(20):
+        rng = random.Random(seed)
+        policy = AdaptivePolicy()
+        for _ in range(200):
+            tokens_per_step, cost_ratio = rng.choice(mix)
+            decision = policy.decide(view())
+            spec_s = math.ceil(63 / tokens_per_step) * cost_ratio
+            adaptive_s += spec_s if decision.speculate else 63
+            always_s += spec_s
+            slowdown = math.exp(rng.uniform(-1.0, 1.0) * math.log(1.2))
+            step_s = 0.02 * (cost_ratio if decision.speculate else 1.0)
+            policy.observe("e", finished(decision.speculate, tokens_per_step, step_s, slowdown))
+    # warm-up and probes included: at least 0.95x of always (the issue's target)
+    assert always_s / adaptive_s >= 0.95
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -157,10 +199,10 @@ def test_adaptive_follows_a_regime_change_within_a_bounded_number_of_requests(se
     high = Host(seed, tokens_per_step=4.1, cost_ratio=1.3)
     low = Host(seed + 100, tokens_per_step=1.0, cost_ratio=1.3)
     assert sum(exploited(high.serve(policy, 40), skip=30)) >= 8
-    # Acceptance collapses: every request is speculative, so the exact counts show it at once.
-    collapsed = low.serve(policy, 20)
-    # The pooled window still holds old counts for a few requests; then only probes speculate.
-    assert not any(exploited(collapsed, skip=2 * ACCEPTANCE_WINDOW))
+    # Acceptance collapses: every request is speculative, so the exact counts show it.
+    collapsed = low.serve(policy, ACCEPTANCE_WINDOW + 30)
+    # The pooled window holds old counts for up to a window; then only probes speculate.
+    assert not any(exploited(collapsed, skip=ACCEPTANCE_WINDOW + 10))
     # Acceptance returns: only probes see it, one request in probe_every.
     recovered = high.serve(policy, policy.probe_every * (ACCEPTANCE_WINDOW + 1))
     assert all(exploited(recovered[-5:]))
@@ -190,7 +232,7 @@ def test_adaptive_has_no_nan_before_and_ignores_requests_without_decode_steps() 
     assert isinstance(info, dict)
     assert info["e"]["gain"] is None
     assert info["e"]["samples"] == {"speculative": 0, "plain": 0}
-    for _ in range(6):
+    for _ in range(2 * policy.warmup + 2):
         decision = policy.decide(view())
         assert "nan" not in decision.reason
         policy.observe("e", finished(decision.speculate, 3.0, 0.0))  # zero time: no cost
@@ -231,5 +273,6 @@ def test_a_plugin_policy_is_used_by_name_and_its_decisions_are_observed() -> Non
         assert done.speculative is False
         assert [d.reason for d in decisions] == ["test policy"]
         assert cp.engine_info(eid)["policy"] == "even-off"
+        assert cp.engine_info(eid)["policy_state"] == {"name": "even-off"}
     finally:
         cp.shutdown()

@@ -45,10 +45,19 @@ STALE_MEMORY: Final = 0.95
 fades by this factor per step instead (about 20 steps), toward the estimate of the position
 before them, so a depth that stopped being reached does not keep its old, good estimate."""
 
-CARRY_OVER: Final = 0.0
-"""How much of a request's per-position observations the next request starts with (its first
-position's rate is always carried over, as the prior). 0: each request learns its own depths.
-On the replay, carrying 0.2-1.0 over moved the overall speedup by under 1% either way."""
+CARRY_OVER_COPY: Final = 1.0
+"""How much of what was learned about continuing a copy in progress (the ``True`` state) the
+next request starts with. All of it: whether a copy that has matched so far goes on is a
+property of the proposer and the kind of text, not of one request, and relearning it in every
+request cost summarization 3.5% on the replay of recorded traces (0.965 -> 0.985 of fixed k=10
+with a quiet machine's costs, docs/benchmarks.md)."""
+
+CARRY_OVER_FRESH: Final = 0.3
+"""The same for fresh proposals (the ``False`` state), which depend more on the request: keep
+a third, so a new request starts from its predecessors' depths but its own verdicts dominate
+within a couple of steps. On the replay 0.3 was best of 0 / 0.3 / 1.0 on the worst category
+(0 lost summarization, 1.0 lost rag by 2-3%); the first position's rate is always carried over,
+as the prior."""
 
 COST_SMOOTHING: Final = 0.2
 """Weight of a new step-time sample in the running mean of its pass size (about 5 samples)."""
@@ -61,6 +70,17 @@ HYSTERESIS: Final = 0.02
 """Keep the previous ``k`` unless another one is expected to be at least 2% faster: estimates
 move a little every step and flapping between near-equal depths only adds noise."""
 
+PROBE_BUDGET: Final = 0.05
+"""A probe of a model draft is expensive in a way the per-token costs do not show: the draft
+first has to read every token committed since it last ran, at the start of a request the whole
+prompt (2-3 s for a 700-token prompt on the 0.5B draft on this CPU, 5-10 plain steps of the
+1.5B target). So, besides the step schedule below, a probe waits until the plain steps since
+the last one took at least 1 / 0.05 = 20 times what the last probes cost beyond an ordinary
+speculative step (a running mean): catching up then costs at most about 5% of the time while
+speculation is off, and a draft that is cheap to restart probes on the step schedule alone.
+The first version (step schedule only) ran the 1.5B target with the 0.5B draft at 0.70x-0.93x
+of plain decoding on categories where speculation does not pay (docs/benchmarks.md)."""
+
 PROBE_FIRST: Final = 4
 PROBE_LAST: Final = 64
 """With speculation off and no other way to learn (a proposer that is costly to run in the
@@ -68,6 +88,32 @@ shadow), probe once after 4 plain steps, then after 8, 16, ... at most every 64 
 price (at most one speculative step in 4, falling to 1 in 64) for noticing that proposals became
 good again. A probe that gets a token accepted is followed by another at once, so a run of good
 proposals switches speculation back on within a few steps."""
+
+
+BATCH_BAND_GROWTH: Final = 4
+"""Batch-size bands grow 4x (1-4, 5-16, 17-64, ...) and the deepest k halves per band: a
+busier engine has less idle compute to spend on rejected drafts. The same table is vLLM's
+``num_speculative_tokens_per_batch_size`` in ``mode="static"`` and the cap the adaptive vLLM
+proposer applies to every request's controller each step."""
+
+
+def batch_size_schedule(min_tokens: int, max_tokens: int) -> list[list[int]]:
+    """Rows ``[first, last, k]``: from batch size 1, never overlapping, k halving per band from
+    ``max_tokens`` down to ``min_tokens``; the last row's k holds for every larger batch."""
+    rows: list[list[int]] = []
+    first, last, k = 1, BATCH_BAND_GROWTH, max_tokens
+    while True:
+        rows.append([first, last, k])
+        if k <= min_tokens:
+            return rows
+        k = max(min_tokens, k // 2)
+        first, last = last + 1, last * BATCH_BAND_GROWTH
+
+
+def batch_cap(batch: int, min_tokens: int, max_tokens: int) -> int:
+    """The deepest k :func:`batch_size_schedule` allows a batch of ``batch`` requests."""
+    rows = batch_size_schedule(min_tokens, max_tokens)
+    return next((k for first, last, k in rows if first <= batch <= last), rows[-1][2])
 
 
 def expected_tokens(acceptance: Sequence[float], k: int) -> float:
@@ -236,6 +282,10 @@ class LookaheadController:
         self._off_steps = 0
         self._probe_every = PROBE_FIRST
         self._probing = False
+        self._off_seconds = 0.0  # measured plain-step time since the last probe
+        self.probe_cost: float | None = None
+        """Running mean of what a probe cost beyond an ordinary speculative step (the draft
+        catching up on the tokens committed since it last ran)."""
         self._run_hits = 0.0  # discounted acceptance of position 1 across requests
         self._run_trials = 0.0
 
@@ -265,17 +315,18 @@ class LookaheadController:
     # -- per request ------------------------------------------------------------------------
 
     def start_request(self) -> None:
-        """A new request: forget its predecessor's positions, keep its first-position rate."""
+        """A new request: start from what its predecessors taught (see ``CARRY_OVER_*``)."""
         prior = None
         if self._run_trials > 0:
             prior = (self._run_hits + PRIOR_WEIGHT * PRIOR_ACCEPTANCE) / (
                 self._run_trials + PRIOR_WEIGHT
             )
-        for estimates in self.states.values():
-            estimates.reset(prior, CARRY_OVER)
+        self.states[True].reset(prior, CARRY_OVER_COPY)
+        self.states[False].reset(prior, CARRY_OVER_FRESH)
         self.state = False
         self._last = self.max_tokens
         self._off_steps = 0
+        self._off_seconds = 0.0
         self._probe_every = PROBE_FIRST
 
     def observe(
@@ -290,12 +341,29 @@ class LookaheadController:
         self.states[self.state if state is None else state].observe(tested, accepted, first)
         if self._probing and first == 0:
             self._probing = False
-            if accepted > 0:  # promising: probe again next step
+            if accepted > 0:  # promising: probe again next step (the draft is caught up now)
                 self._probe_every = PROBE_FIRST
                 self._off_steps = PROBE_FIRST - 1
+                self._off_seconds = math.inf
         if first == 0:
             self._run_hits = self._run_hits * MEMORY + (1.0 if accepted > 0 else 0.0)
             self._run_trials = self._run_trials * MEMORY + 1.0
+
+    @property
+    def probing(self) -> bool:
+        """The last :meth:`choose` was a probe (its verdict is still to come)."""
+        return self._probing
+
+    def observe_probe_cost(self, seconds: float, k: int) -> None:
+        """A probe of ``k`` tokens took ``seconds`` in all (drafting, the draft catching up,
+        verifying); what it cost beyond an ordinary step of ``k`` is what probing adds."""
+        if not math.isfinite(seconds) or seconds < 0:
+            return
+        extra = max(0.0, seconds - self.costs.step_cost(k))
+        if self.probe_cost is None:
+            self.probe_cost = extra
+        else:
+            self.probe_cost += COST_SMOOTHING * (extra - self.probe_cost)
 
     # -- the decision -----------------------------------------------------------------------
 
@@ -327,8 +395,11 @@ class LookaheadController:
             best = self._last
         if best == 0 and len(scores) > 1 and not learns_when_off:
             self._off_steps += 1
-            if self._off_steps >= self._probe_every:
+            self._off_seconds += self.costs.step_cost(0)
+            due = self.probe_cost is None or self._off_seconds * PROBE_BUDGET >= self.probe_cost
+            if self._off_steps >= self._probe_every and due:
                 self._off_steps = 0
+                self._off_seconds = 0.0
                 self._probe_every = min(PROBE_LAST, self._probe_every * 2)
                 best = max((k for k in scores if k > 0), key=lambda k: (scores[k], -k))
                 self._probing = True

@@ -84,6 +84,7 @@ class DynamicProposer:
         self._last: _Pending | None = None
         self._recent: _Pending | None = None  # the latest proposal, resolved or not
         self.chosen: list[int] = []  # k per step of the current request (for reports/tests)
+        self._probe_draft_s: float | None = None  # a model draft's probe: its drafting time
 
     # -- outside control --------------------------------------------------------------------
 
@@ -135,10 +136,13 @@ class DynamicProposer:
         else:
             k = controller.choose(max_tokens)
             proposal = _EMPTY
+            self._probe_draft_s = None
             if k > 0:
                 proposal = self._draft(context_ids, k)
                 drafted = len(proposal)
                 controller.costs.observe_draft(drafted, self.clock() - now)
+                if controller.probing:
+                    self._probe_draft_s = self.clock() - now
         self.chosen.append(k)
         tokens = list(proposal.token_ids[:k])
         probs = proposal.draft_probs
@@ -156,6 +160,11 @@ class DynamicProposer:
         now = self.clock()
         if self._proposed_at is not None:
             self.controller.costs.observe_pass(1 + num_proposed, now - self._proposed_at)
+            if self._probe_draft_s is not None:  # what this probe cost, catching up included
+                self.controller.observe_probe_cost(
+                    self._probe_draft_s + now - self._proposed_at, num_proposed
+                )
+                self._probe_draft_s = None
             self.controller.observe(num_proposed, num_accepted)
             last = self._last
             if last is not None:

@@ -27,13 +27,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
+from sage_llm_strategy_dynamic.controller import batch_size_schedule
 from sage_llm_strategy_ngram import DEFAULT_LOOKUP_MIN
 
 if TYPE_CHECKING:
     from sage.llm.proposing import Proposer, ProposerContext
-
-BATCH_BAND_GROWTH = 4
-"""Each row of the batch-size table covers 4x more batch sizes than the one before."""
 
 DEFAULT_CONFIDENCE_THRESHOLD = 0.4
 """transformers' default ``assistant_confidence_threshold``; not tuned here (see benchmarks)."""
@@ -117,19 +115,9 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
             )
 
     def batch_size_schedule(self) -> list[list[int]]:
-        """vLLM's ``num_speculative_tokens_per_batch_size`` rows ``[first, last, k]``.
-
-        Rows start at batch size 1, never overlap, and k halves per band from ``max_tokens``
-        down to ``min_tokens``; vLLM carries the last row's k to every larger batch.
-        """
-        rows: list[list[int]] = []
-        first, last, k = 1, BATCH_BAND_GROWTH, self.max_tokens
-        while True:
-            rows.append([first, last, k])
-            if k <= self.min_tokens:
-                return rows
-            k = max(self.min_tokens, k // 2)
-            first, last = last + 1, last * BATCH_BAND_GROWTH
+        """vLLM's ``num_speculative_tokens_per_batch_size`` rows ``[first, last, k]`` (see
+        :func:`~sage_llm_strategy_dynamic.controller.batch_size_schedule`)."""
+        return batch_size_schedule(self.min_tokens, self.max_tokens)
 
     def apply(self, engine_config: dict[str, Any]) -> None:
         if self.mode == "adaptive":

@@ -6,7 +6,10 @@ vLLM instantiates it in each worker and calls :meth:`~DynamicNgramProposer.propo
 with the batch's committed tokens. For every request it runs the n-gram lookup of
 ``sage-llm-strategy-ngram`` ``max_tokens`` deep and truncates the draft to the ``k`` its own
 :class:`~sage_llm_strategy_dynamic.controller.LookaheadController` chooses (the same
-:class:`~sage_llm_strategy_dynamic.proposer.DynamicProposer` the reference engine runs).
+:class:`~sage_llm_strategy_dynamic.proposer.DynamicProposer` the reference engine runs), within
+a cap that falls as the batch grows (:func:`~sage_llm_strategy_dynamic.controller.batch_cap`,
+the table ``mode="static"`` gives vLLM): this is how speculation follows load inside one vLLM
+engine, without a restart.
 
 vLLM tells a proposer neither which drafted tokens were accepted nor which request a batch row
 holds; both are read from the committed tokens:
@@ -38,7 +41,7 @@ from typing import Any, Final
 
 from sage.llm.proposing import VLLMProposer
 from sage_llm_strategy_dynamic._deps import DEFAULT_LOOKUP_MIN, NgramProposer
-from sage_llm_strategy_dynamic.controller import LookaheadController
+from sage_llm_strategy_dynamic.controller import LookaheadController, batch_cap
 from sage_llm_strategy_dynamic.proposer import DynamicProposer
 
 FINGERPRINT: Final = 16
@@ -91,6 +94,8 @@ class DynamicNgramProposer(VLLMProposer):
         """Step times for the controllers' cost model (a test passes a simulated clock)."""
         self.draft_lengths: Counter[int] = Counter()
         """How many drafts of each length this proposer returned for decoding rows (0: none)."""
+        self.cap: int | None = None
+        """The deepest k the last step allowed, from its batch size (``batch_cap``)."""
         self.learned_accepted = 0
         """Draft tokens found accepted in the committed tokens (a request's last draft, whose
         verdict arrives after it finished, is never seen)."""
@@ -128,11 +133,16 @@ class DynamicNgramProposer(VLLMProposer):
                 continue
             moved = next((j for j, r in old.items() if r.follows(context)), None)
             rows[i] = old.pop(moved) if moved is not None else self.new_request(context)
+        # The busier the batch, the less idle compute rejected drafts can use: every
+        # request's k is capped by the batch-size table (the same table as mode="static").
+        decoding = sum(1 for sampled in sampled_token_ids if sampled)
+        self.cap = batch_cap(decoding, self.min_tokens, self.max_tokens) if decoding else None
         drafts: list[list[int]] = []
         for i, sampled in enumerate(sampled_token_ids):
             if not sampled:
                 drafts.append([])
                 continue
+            rows[i].proposer.set_max_tokens_cap(self.cap)
             drafts.append(self.propose_for(rows[i], contexts[i]))
         self._rows = rows
         return drafts

@@ -111,7 +111,30 @@ def plan(
     return methods
 
 
+ASSISTANT_KNOBS = (
+    "num_assistant_tokens",
+    "num_assistant_tokens_schedule",
+    "assistant_confidence_threshold",
+)
+"""The assisted-generation settings transformers reads from the draft's ``generation_config``;
+reset to transformers' defaults before every ``hf-assisted`` run, because one method's settings
+(and the ``heuristic`` schedule's own updates) would otherwise carry over to the next."""
+
+
+def assistant_defaults() -> dict[str, Any]:
+    """transformers' own defaults for :data:`ASSISTANT_KNOBS` (4.x sets them in
+    ``GenerationConfig()``, 5.x leaves them ``None`` there and fills them in at generate)."""
+    from transformers import GenerationConfig
+
+    fresh: Any = GenerationConfig()
+    fallback = getattr(GenerationConfig, "_get_default_generation_params", dict)()
+    values = {key: getattr(fresh, key, None) for key in ASSISTANT_KNOBS}
+    return {key: fallback.get(key) if value is None else value for key, value in values.items()}
+
+
 def _peer(family: str, strategy: Any) -> Method | None:
+    if family == "dynamic-lookahead":
+        return _adaptive_peer(strategy)
     k = getattr(strategy, "num_speculative_tokens", None)
     if family == "ngram" and k:
         n = getattr(strategy, "n", 2)
@@ -133,6 +156,25 @@ def _peer(family: str, strategy: Any) -> Method | None:
                 "num_assistant_tokens_schedule": "constant",
                 "assistant_confidence_threshold": 0.0,
             },
+        )
+    return None
+
+
+def _adaptive_peer(strategy: Any) -> Method | None:
+    """What transformers offers a user who does not want to pick k: for a draft model,
+    assisted generation with its own default schedule and confidence stop; for n-gram lookup
+    (which has no schedule in transformers) prompt lookup at the same largest k and n-gram."""
+    draft = getattr(strategy, "draft_model_id", None)
+    if draft:
+        return Method("hf-assisted:default", "hf", "dynamic-lookahead", draft=draft)
+    k = getattr(strategy, "max_tokens", None)
+    n = getattr(strategy, "prompt_lookup_max", None)
+    if k and n:
+        return Method(
+            f"hf-prompt-lookup:k={k},n={n}",
+            "hf",
+            "dynamic-lookahead",
+            hf_kwargs={"prompt_lookup_num_tokens": k, "max_matching_ngram_size": n},
         )
     return None
 
@@ -234,6 +276,8 @@ class Runner:
         extra: dict[str, Any] = {}
         if method.draft is not None:
             assistant = self._draft(method.draft)
+            for key, value in assistant_defaults().items():
+                setattr(assistant.generation_config, key, value)
             for key, value in method.assistant_config.items():
                 setattr(assistant.generation_config, key, value)
             extra["assistant_model"] = assistant

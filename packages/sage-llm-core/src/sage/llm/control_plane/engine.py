@@ -366,6 +366,14 @@ class ManagedEngine:
             running=running,
         )
 
+    def _policy_state(self) -> dict[str, object]:
+        """The policy's own view, narrowed to this engine where it measures several."""
+        state = dict(self.policy.describe())
+        measured = state.get("measured")
+        if isinstance(measured, dict):
+            state["measured"] = measured.get(self.engine_id)
+        return state
+
     def info(self) -> dict[str, Any]:
         caps = self.backend_class.capabilities
         backend = self.backend
@@ -379,6 +387,7 @@ class ManagedEngine:
             "restarts": self.restarts,
             "strategy": self.strategy.to_string() if self.strategy is not None else None,
             "policy": self.policy.name,
+            "policy_state": self._policy_state(),
             "last_decision": self.last_decision.to_json() if self.last_decision else None,
             "queue_depth": self.queue_depth,
             "running": self.running,

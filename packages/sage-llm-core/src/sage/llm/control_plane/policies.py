@@ -26,6 +26,7 @@ hook (see :mod:`sage.llm.control_plane.hooks`).
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 from collections import deque
@@ -103,11 +104,21 @@ class NeverPolicy(SchedulingPolicy):
         return Decision(False, "policy never")
 
 
-ACCEPTANCE_WINDOW: Final = 4
-"""Speculative requests whose exact acceptance counts are pooled into tokens per step. Counts
-are not distorted by host noise, so a short window suffices: when acceptance collapses while
-speculating, every request is speculative and the choice follows within about twice this
-many requests (old counts leave the pool one request at a time)."""
+ACCEPTANCE_WINDOW: Final = 32
+"""Speculative requests whose exact acceptance counts are pooled into tokens per step. The
+counts are free of host noise but not of the traffic's own variety: in the load benchmark one
+prompt in five is copied into its answer (4 tokens per step) and the rest accept almost
+nothing, so a window of 4 requests now and then held only poor prompts and switched
+speculation off for dozens of requests (0.73x of ``always``, docs/benchmarks.md). 32 requests
+hold about six of the good prompts of such a mix (16 still left the choice to chance one run
+in seven); when acceptance collapses while speculating the choice follows within about this
+many requests, sooner the clearer the collapse (see :meth:`_Estimate.gain_error`)."""
+
+EARLY_PROBE_EVERY: Final = 3
+"""While plain is the exploited mode but speculation may still be the better one (the gain
+plus its error reaches :data:`ENTER_GAIN`), one request in 3, not one in ``probe_every``,
+speculates: a few warm-up requests cannot represent a varied traffic, and the estimate that
+keeps speculation off must become certain before probing becomes rare."""
 
 COST_WINDOW: Final = 16
 """Paired cost-ratio samples kept. The cost ratio is the median of these pairs: a slowdown that
@@ -120,14 +131,24 @@ PAIR_GAP: Final = 2
 many finished requests earlier: each probe pairs with its neighbours on both sides, and never
 with a measurement old enough for the host's load to have changed since."""
 
-ENTER_GAIN: Final = 1.10
-"""Predicted speedup from which plain switches to speculation: 10% above break-even, so a
-marginal, noisy estimate does not toggle the mode."""
+ENTER_GAIN: Final = 1.05
+"""Plain switches to speculation when the predicted speedup reaches this (5% above break-even,
+so a marginal estimate does not toggle the mode) and, less :data:`CONFIDENCE` standard errors,
+is still at least break-even."""
 
 LEAVE_GAIN: Final = 1.02
-"""Predicted speedup under which speculation switches off. Above 1, so a strategy that
-accepts nothing (1 token per step, cost ratio >= 1, gain <= 1) is always switched off; the
-band between it and :data:`ENTER_GAIN` is the hysteresis."""
+"""Speculation switches off when the predicted speedup, plus :data:`CONFIDENCE` standard
+errors, falls under this. Above 1, so a strategy that accepts nothing (1 token per step, cost
+ratio >= 1, gain <= 1, no spread) is always switched off; the band between it and
+:data:`ENTER_GAIN`, widened by the estimate's own uncertainty, is the hysteresis."""
+
+CONFIDENCE: Final = 1.0
+"""Standard errors of the predicted gain a switch must clear. Real traffic is a mix (a few
+prompts copied into their answers, most not), so the pooled tokens per step of a window varies
+with which prompts it holds; a switch then needs evidence in proportion to that variety, while
+a uniform traffic (small error) switches at the bare band. One standard error: with the
+benchmark's mix (true gain 1.14) the policy stayed on for 95% of requests where the point
+estimate alone (10% band) was on for 40%."""
 
 
 @dataclass
@@ -144,8 +165,9 @@ class _Estimate:
     """Per mode: (finished-request count, per-step decode time) of its latest request."""
     finished: int = 0
     samples: dict[bool, int] = field(default_factory=lambda: {True: 0, False: 0})
-    speculating: bool = False
-    """The exploited mode (hysteresis state); starts plain: speculation must prove itself."""
+    speculating: bool | None = None
+    """The exploited mode (hysteresis state); ``None`` until the warm-up is measured, when the
+    point estimate against :data:`LEAVE_GAIN` picks the first mode; the band applies after."""
     decisions: int = 0
 
     def tokens_per_step(self) -> float | None:
@@ -177,6 +199,29 @@ class _Estimate:
             return None
         return tokens / ratio
 
+    def gain_error(self) -> float:
+        """Standard error of :meth:`gain` (0 with fewer than two samples of either part).
+
+        Tokens per step is a ratio estimator over requests (delta method: the spread of each
+        request's ``tokens - E * steps``); the cost ratio is a median of ratios (relative
+        standard error about 1.25 standard deviations of their logarithms over the square root
+        of their number). The relative errors add in quadrature."""
+        gain, tokens = self.gain(), self.tokens_per_step()
+        if gain is None or tokens is None:
+            return 0.0
+        rel2 = 0.0
+        n = len(self.spec_counts)
+        if n >= 2:
+            mean_steps = sum(s for _, s in self.spec_counts) / n
+            residuals = [t - tokens * s for t, s in self.spec_counts]
+            se = statistics.stdev(residuals) / (mean_steps * n**0.5)
+            rel2 += (se / tokens) ** 2
+        m = len(self.ratios)
+        if m >= 2:  # host noise multiplies times: its spread is measured in logs
+            logs = [math.log(r) for r in self.ratios]
+            rel2 += (1.2533 * statistics.stdev(logs) / m**0.5) ** 2
+        return gain * rel2**0.5
+
 
 class AdaptivePolicy(SchedulingPolicy):
     """Speculate when load leaves room and the measured goodput says it pays.
@@ -187,21 +232,24 @@ class AdaptivePolicy(SchedulingPolicy):
     (median of paired per-step time ratios of neighbouring requests, :data:`COST_WINDOW`).
     ``E`` is a count and ``r`` a ratio of neighbouring measurements, so a host slowdown cannot
     flip the choice the way comparing tokens/s of different periods did. Hysteresis: switch
-    on from :data:`ENTER_GAIN`, off under :data:`LEAVE_GAIN`.
+    on from :data:`ENTER_GAIN`, off under :data:`LEAVE_GAIN`, each widened by the estimate's
+    standard error (:data:`CONFIDENCE`), since a varied traffic makes the pooled gain vary.
 
     ``max_batch``: on a batching engine, speculation is off from this many requests in the
     engine (running + queued): verification is then compute-bound and crowds out other
     requests. On a single-stream engine speculation only shortens the running request, so
-    the queue does not matter. ``warmup``: requests measured in each mode before deciding.
-    ``probe_every``: one request in this many runs in the other mode (a bounded share, 10% by
-    default), so both estimates stay fresh; after a regime change the choice follows within
-    about ``probe_every * ACCEPTANCE_WINDOW`` requests (plain to speculative; the reverse
-    within about ``2 * ACCEPTANCE_WINDOW``).
+    the queue does not matter. ``warmup``: requests measured in each mode, alternating,
+    before deciding. ``probe_every``: one request in this many runs in the other mode (a
+    bounded share, 10% by default), so both estimates stay fresh; one in
+    :data:`EARLY_PROBE_EVERY` while plain is chosen but speculation may still be better.
+    After a regime change the choice follows within about ``ACCEPTANCE_WINDOW`` requests when
+    acceptance collapses, and within about ``EARLY_PROBE_EVERY * ACCEPTANCE_WINDOW / 2`` to
+    ``probe_every * ACCEPTANCE_WINDOW`` when it returns (only probes see it).
     """
 
     name = "adaptive"
 
-    def __init__(self, max_batch: int = 4, warmup: int = 2, probe_every: int = 10) -> None:
+    def __init__(self, max_batch: int = 4, warmup: int = 4, probe_every: int = 10) -> None:
         if max_batch < 1 or warmup < 1 or probe_every < 2:
             raise ValueError(
                 "adaptive policy: max_batch >= 1, warmup >= 1 and probe_every >= 2 are "
@@ -222,25 +270,38 @@ class AdaptivePolicy(SchedulingPolicy):
         with self._lock:
             est = self._engines.setdefault(view.engine_id, _Estimate())
             est.decisions += 1
-            for mode in (True, False):
-                if est.samples[mode] < self.warmup:
-                    return Decision(mode, f"measuring {'speculative' if mode else 'plain'}")
+            if min(est.samples.values()) < self.warmup:
+                # alternate, so every warm-up request pairs with a neighbour of the other mode
+                mode = est.samples[True] <= est.samples[False]
+                return Decision(mode, f"measuring {'speculative' if mode else 'plain'}")
             gain = est.gain()
+            plausible = True
             if gain is not None:
-                if est.speculating and gain < LEAVE_GAIN:
+                margin = CONFIDENCE * est.gain_error()
+                # the cost ratio is at least 1, so the gain is at most the tokens per step
+                upper = min(gain + margin, est.tokens_per_step() or gain)
+                if est.speculating is None:  # first decision: the point estimate
+                    est.speculating = gain >= LEAVE_GAIN
+                elif est.speculating and upper < LEAVE_GAIN:
                     est.speculating = False
-                elif not est.speculating and gain >= ENTER_GAIN:
+                elif not est.speculating and gain >= ENTER_GAIN and gain - margin >= 1.0:
                     est.speculating = True
+                plausible = upper >= ENTER_GAIN
+            speculating = bool(est.speculating)
             tokens, ratio = est.tokens_per_step(), est.cost_ratio()
             why = (
-                f"predicted gain {gain:.2f} = {tokens:.2f} tokens/step / cost ratio {ratio:.2f}"
+                f"predicted gain {gain:.2f} +- {est.gain_error():.2f} = {tokens:.2f} "
+                f"tokens/step / cost ratio {ratio:.2f}"
                 if gain is not None and tokens is not None and ratio is not None
                 else "no estimate yet"
             )
-            if est.decisions % self.probe_every == 0:
-                return Decision(not est.speculating, f"probing the other mode ({why})")
-            label = "speculative" if est.speculating else "plain"
-            return Decision(est.speculating, f"{label} ({why})")
+            every = self.probe_every
+            if not speculating and plausible:
+                every = min(every, EARLY_PROBE_EVERY)
+            if est.decisions % every == 0:
+                return Decision(not speculating, f"probing the other mode ({why})")
+            label = "speculative" if speculating else "plain"
+            return Decision(speculating, f"{label} ({why})")
 
     def observe(self, engine_id: str, completion: Completion) -> None:
         metrics = completion.metrics

@@ -183,3 +183,37 @@ def test_costly_probes_are_spaced_by_time_not_only_by_steps() -> None:
     cheap, costly = probes(0.0), probes(8.0)
     assert costly < cheap
     assert costly <= 400 * PROBE_BUDGET / 8.0 + 2  # about 5% of the time at most
+
+
+def test_a_model_draft_needs_a_clear_gain_to_speculate() -> None:
+    """Near break-even a lookup speculates (its mistakes are cheap); a model draft, whose step
+    costs are under-stated, stays plain unless the gain clears MODEL_DRAFT_MARGIN."""
+    from sage_llm_strategy_dynamic.controller import MODEL_DRAFT_MARGIN
+
+    def controller(margin: float) -> LookaheadController:
+        c = LookaheadController(0, 1, profile=[1.0, 1.5])
+        c.costs.observe_pass(1, 1.0)
+        c.costs.observe_pass(2, 1.5)
+        c.margin = margin
+        for accepted in [1, 1, 0, 1, 1, 0, 1, 0] * 3:  # about 60% accepted
+            c.observe(1, accepted)
+        return c
+
+    lookup, draft = controller(0.0), controller(MODEL_DRAFT_MARGIN)
+    scores = lookup.scores(1)
+    assert 1.0 < scores[1] / scores[0] < 1.0 + MODEL_DRAFT_MARGIN  # marginal gain
+    assert lookup.choose(1, learns_when_off=True) == 1
+    assert draft.choose(1, learns_when_off=True) == 0
+
+
+def test_the_draft_proposer_gets_the_margin_and_a_lookup_does_not() -> None:
+    from sage_llm_strategy_dynamic.controller import MODEL_DRAFT_MARGIN
+    from sage_llm_strategy_dynamic.proposer import DynamicProposer
+
+    class Inner:
+        def start(self, prompt_ids: object) -> None: ...
+
+    assert DynamicProposer(Inner(), LookaheadController(0, 4)).controller.margin == (
+        MODEL_DRAFT_MARGIN
+    )
+    assert DynamicProposer(Inner(), LookaheadController(0, 4), cheap=True).controller.margin == 0

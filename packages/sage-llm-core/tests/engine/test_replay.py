@@ -100,3 +100,41 @@ def test_oracle_bounds_every_policy(traces: list[Trace]) -> None:
         total += sum(accepted)
         assert run.accepted <= sum(accepted)
     assert total > 0
+
+
+def test_check_compares_a_bench_run_with_its_replay(traces: list[Trace]) -> None:
+    """``replay check``: a bench run whose timings are exactly the cost table's gives zero
+    error; traces of another model (different plain output) are refused, not compared."""
+    from sage.llm.bench.replay import check
+
+    set_ = TraceSet("tiny", traces, COSTS)
+    spec = "ngram:n=3,num_speculative_tokens=4"
+    records = []
+    for trace in traces:
+        plain = simulate(trace, None, COSTS)
+        from sage.llm import get_strategy
+        from sage.llm.proposer import ProposerContext
+
+        sim = simulate(trace, get_strategy(spec).make_proposer(ProposerContext()), COSTS)
+        for method, run in (("plain", plain), (spec, sim)):
+            records.append(
+                {
+                    "method": method,
+                    "question_id": trace.question_id,
+                    "category": trace.category,
+                    "num_tokens": run.tokens,
+                    "seconds": run.seconds,
+                    "token_ids": list(trace.output_ids),
+                    "metrics": {},
+                }
+            )
+    rows = check(set_, {"records": records})
+    overall = next(r for r in rows if r["method"] == spec and r["category"] == "all")
+    plain_s = sum(r["seconds"] for r in records if r["method"] == "plain")
+    spec_s = sum(r["seconds"] for r in records if r["method"] == spec)
+    assert overall["simulated"] == pytest.approx(plain_s / spec_s)
+    assert overall["error"] == pytest.approx(0.0, abs=1e-9)
+    assert {r["category"] for r in rows} == {"c", "all"}
+    records[0]["token_ids"] = [*records[0]["token_ids"][:-1], -1]
+    with pytest.raises(ValueError, match="another model"):
+        check(set_, {"records": records})

@@ -81,6 +81,16 @@ speculation is off, and a draft that is cheap to restart probes on the step sche
 The first version (step schedule only) ran the 1.5B target with the 0.5B draft at 0.70x-0.93x
 of plain decoding on categories where speculation does not pay (docs/benchmarks.md)."""
 
+MODEL_DRAFT_MARGIN: Final = 0.10
+"""A model draft speculates only when the chosen k is expected to be at least 10% faster than
+plain decoding. Its step cost is harder to predict than a lookup's: drafting after plain steps
+first feeds the draft what it missed, and two models take turns on the same cores, so the
+measured per-token and per-pass costs under-state a speculative step. With the 1.5B target and
+the 0.5B draft on this CPU (a draft token costs about a third of a target token) speculation
+breaks even near 65% acceptance, and without a margin the controller speculated at 50-70% and
+ran at 0.83x-0.94x of plain decoding (docs/benchmarks.md). A lookup proposer, whose mistakes
+cost only the extra verify positions, keeps a margin of 0."""
+
 PROBE_FIRST: Final = 4
 PROBE_LAST: Final = 64
 """With speculation off and no other way to learn (a proposer that is costly to run in the
@@ -283,6 +293,9 @@ class LookaheadController:
         self._probe_every = PROBE_FIRST
         self._probing = False
         self._off_seconds = 0.0  # measured plain-step time since the last probe
+        self.margin = 0.0
+        """Speculate only when expected to be this much faster than plain decoding (a model
+        draft sets :data:`MODEL_DRAFT_MARGIN`; a cheap lookup needs none)."""
         self.probe_cost: float | None = None
         """Running mean of what a probe cost beyond an ordinary speculative step (the draft
         catching up on the tokens committed since it last ran)."""
@@ -393,6 +406,8 @@ class LookaheadController:
         best = max(scores, key=lambda k: (scores[k], -k))
         if self._last in scores and scores[self._last] * (1.0 + HYSTERESIS) >= scores[best]:
             best = self._last
+        if best > 0 and 0 in scores and scores[best] < scores[0] * (1.0 + self.margin):
+            best = 0  # not clearly worth it for a proposer whose costs are hard to predict
         if best == 0 and len(scores) > 1 and not learns_when_off:
             self._off_steps += 1
             self._off_seconds += self.costs.step_cost(0)

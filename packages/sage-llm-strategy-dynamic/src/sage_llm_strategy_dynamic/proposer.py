@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from sage_llm_strategy_dynamic._deps import NgramProposer, Proposal, build_draft
-from sage_llm_strategy_dynamic.controller import LookaheadController
+from sage_llm_strategy_dynamic.controller import MODEL_DRAFT_MARGIN, LookaheadController
 
 if TYPE_CHECKING:
     from sage.llm.proposer import Proposer, ProposerContext
@@ -68,6 +68,8 @@ class DynamicProposer:
         self.inner = inner
         self.controller = controller
         self.cheap = cheap
+        if not cheap:
+            controller.margin = max(controller.margin, MODEL_DRAFT_MARGIN)
         if confidence_threshold > 0.0:
             # The draft model's early stop lives in its proposer (DraftModelProposer); a
             # proposer without one cannot honour the threshold, which must not pass silently.

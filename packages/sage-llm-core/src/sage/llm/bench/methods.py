@@ -51,6 +51,9 @@ class Method:
     tokens and stops below 0.4 confidence, which is not "the same k"."""
     resolved: Any = field(default=None, hash=False, compare=False, repr=False)
     """The strategy object for ``strategy`` (resolved once by :func:`plan`)."""
+    peer: str | None = None
+    """The transformers method this one is compared with (set by :func:`plan`; one family can
+    have several, e.g. dynamic-lookahead with and without a draft model)."""
 
     @property
     def ours(self) -> bool:
@@ -97,10 +100,11 @@ def plan(
     for spec in strategies:
         strategy = get_strategy(spec)
         family = type(strategy).strategy_name()
-        mine = Method(spec, "engine", family, strategy=spec, resolved=strategy)
         peer = _peer(family, strategy) if peers else None
+        peer_name = peer.name if peer is not None else None
+        mine = Method(spec, "engine", family, strategy=spec, resolved=strategy, peer=peer_name)
         theirs = (
-            Method(f"vllm:{spec}", "vllm", family, strategy=spec, resolved=strategy)
+            Method(f"vllm:{spec}", "vllm", family, strategy=spec, resolved=strategy, peer=peer_name)
             if on_vllm
             else None
         )
@@ -183,6 +187,8 @@ def peer_of(method: Method, methods: Sequence[Method]) -> Method | None:
     """The transformers method an engine (or vLLM) method is compared with (same family)."""
     if method.kind not in ("engine", "vllm"):
         return None
+    if method.peer is not None:
+        return next((m for m in methods if m.name == method.peer), None)
     for other in methods:
         if other.kind == "hf" and other.family == method.family:
             return other

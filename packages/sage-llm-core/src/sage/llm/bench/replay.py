@@ -352,10 +352,115 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rep.add_argument("--json", type=Path, default=None)
     rep.add_argument("--plot", type=Path, default=None)
+    chk = sub.add_parser(
+        "check", help="simulated vs measured speedup for the methods of a sage-llm bench JSON"
+    )
+    chk.add_argument("bench", type=Path, help="a sage-llm bench results JSON")
+    chk.add_argument("traces", type=Path, nargs="+", help="traces of the bench's questions")
+    chk.add_argument("--pass-costs", default=None, help="as for run")
     args = parser.parse_args(argv)
     if args.command == "record":
         return _record(args)
+    if args.command == "check":
+        return _check(args)
     return _run(args)
+
+
+def _load(paths: Sequence[Path], pass_costs: str | None, max_k: int) -> TraceSet:
+    sets = [TraceSet.load(p) for p in paths]
+    traces = TraceSet(sets[0].model, [t for s in sets for t in s.traces], sets[0].costs)
+    if pass_costs:
+        try:
+            seconds = [float(v) for v in pass_costs.split(",")]
+        except ValueError:
+            raise SystemExit(
+                f"--pass-costs needs numbers separated by commas, got {pass_costs!r}"
+            ) from None
+        if not seconds or min(seconds) <= 0:
+            raise SystemExit("--pass-costs needs positive numbers")
+        traces.costs = CostTable(
+            seconds + [seconds[-1]] * (max_k + 1 - len(seconds)),
+            prefill_seconds=traces.costs.prefill_seconds * seconds[0] / traces.costs.step(1),
+        )
+    return traces
+
+
+def check(traces: TraceSet, bench: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per (method, category) of a bench run: replayed and measured speedup over plain.
+
+    Only the bench's reference-engine methods are replayed (by their strategy spec), on the
+    traces of the bench's questions, whose plain outputs must equal the bench's token for
+    token (otherwise the traces are of another model or version, and this says so)."""
+    from sage.llm import get_strategy
+    from sage.llm.proposer import ProposerContext
+
+    records = bench["records"]
+    by_id = {t.question_id: t for t in traces.traces}
+    plain_out = {r["question_id"]: r["token_ids"] for r in records if r["method"] == "plain"}
+    missing = sorted(str(q) for q in plain_out if q not in by_id)
+    if missing:
+        raise ValueError(f"no trace for question(s) {', '.join(missing)}; record them first")
+    for qid, tokens in plain_out.items():
+        if list(by_id[qid].output_ids) != list(tokens):
+            raise ValueError(
+                f"question {qid}: the trace's plain output differs from the bench's; the "
+                "traces were recorded with another model, dtype or version"
+            )
+    used = TraceSet(traces.model, [by_id[q] for q in plain_out], traces.costs)
+    methods = sorted(
+        {r["method"] for r in records if r["method"] != "plain" and r.get("metrics") is not None}
+    )
+    policies: dict[str, Callable[[], Proposer | None]] = {"plain": lambda: None}
+    for spec in methods:
+        policies[spec] = lambda spec=spec: get_strategy(spec).make_proposer(  # type: ignore[misc]
+            ProposerContext()
+        )
+    results = run_policies(used, policies)
+    measured: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for r in records:
+        for cat in (r["category"], "all"):
+            cell = measured[(r["method"], cat)]
+            cell[0] += r["num_tokens"]
+            cell[1] += r["seconds"]
+    rows = []
+    cats = sorted({t.category for t in used.traces})
+    for spec in methods:
+        for cat in [*cats, "all"]:
+            idx = [i for i, t in enumerate(used.traces) if cat in ("all", t.category)]
+            simulated = sum(results["plain"][i].seconds for i in idx) / sum(
+                results[spec][i].seconds for i in idx
+            )
+            mine, base = measured[(spec, cat)], measured[("plain", cat)]
+            real = (mine[0] / mine[1]) / (base[0] / base[1])
+            rows.append(
+                {
+                    "method": spec,
+                    "category": cat,
+                    "simulated": simulated,
+                    "measured": real,
+                    "error": simulated / real - 1.0,
+                }
+            )
+    return rows
+
+
+def _check(args: argparse.Namespace) -> int:
+    traces = _load(args.traces, args.pass_costs, 64)
+    rows = check(traces, json.loads(args.bench.read_text()))
+    print("| method | category | simulated | measured | error |")
+    print("| --- | --- | ---: | ---: | ---: |")
+    for row in rows:
+        print(
+            f"| {row['method']} | {row['category']} | {row['simulated']:.2f}x | "
+            f"{row['measured']:.2f}x | {row['error']:+.0%} |"
+        )
+    cells = [abs(r["error"]) for r in rows if r["category"] != "all"]
+    if cells:
+        print(
+            f"mean absolute error over {len(cells)} (method, category) cells: "
+            f"{sum(cells) / len(cells):.1%} (largest {max(cells):.0%})"
+        )
+    return 0
 
 
 def _record(args: argparse.Namespace) -> int:
@@ -393,21 +498,7 @@ def _run(args: argparse.Namespace) -> int:
     from sage.llm import get_strategy
     from sage.llm.proposer import ProposerContext
 
-    sets = [TraceSet.load(p) for p in args.traces]
-    traces = TraceSet(sets[0].model, [t for s in sets for t in s.traces], sets[0].costs)
-    if args.pass_costs:
-        try:
-            seconds = [float(v) for v in args.pass_costs.split(",")]
-        except ValueError:
-            raise SystemExit(
-                f"--pass-costs needs numbers separated by commas, got {args.pass_costs!r}"
-            ) from None
-        if not seconds or min(seconds) <= 0:
-            raise SystemExit("--pass-costs needs positive numbers")
-        traces.costs = CostTable(
-            seconds + [seconds[-1]] * (args.max_k + 1 - len(seconds)),
-            prefill_seconds=traces.costs.prefill_seconds * seconds[0] / traces.costs.step(1),
-        )
+    traces = _load(args.traces, args.pass_costs, args.max_k)
     inner_strategy = get_strategy(args.inner)
 
     def inner() -> Proposer:

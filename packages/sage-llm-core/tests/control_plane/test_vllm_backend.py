@@ -178,3 +178,47 @@ def test_cancel_aborts_the_request_in_vllm() -> None:
         assert cp.generate(engine_id=eid, prompt="abc").text == "cba"
     finally:
         cp.shutdown()
+
+
+@pytest.mark.parametrize("switch", [True, False])
+def test_adaptive_hands_vllm_a_load_switch(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch, switch: bool
+) -> None:
+    """``disable_by_batch_size`` where vLLM has it, else its batch-size table with k = 0 from
+    the policy's max_batch (vLLM 0.32 has only the table)."""
+    import sage.llm.control_plane.vllm_backend as vb
+
+    monkeypatch.setattr(vb, "_has_batch_switch", lambda: switch)
+    monkeypatch.setattr(vb, "_has_batch_table", lambda: True)
+    cp = ControlPlaneManager("adaptive", load_entry_points=False)
+    backend = VLLMBackend(str(model_dir), ScriptedStrategy(), {})
+    backend.max_batch_for_speculation = 4
+    spec = backend.engine_args()["speculative_config"]
+    if switch:
+        assert spec["disable_by_batch_size"] == 4
+        assert "num_speculative_tokens_per_batch_size" not in spec
+    else:
+        k = spec["num_speculative_tokens"]
+        assert spec["num_speculative_tokens_per_batch_size"] == [[1, 3, k], [4, 4, 0]]
+    cp.shutdown()
+
+
+def test_a_strategys_own_batch_table_and_custom_class_are_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sage.llm.control_plane.vllm_backend as vb
+    from sage.llm.control_plane.vllm_backend import add_load_switch
+
+    monkeypatch.setattr(vb, "_has_batch_switch", lambda: False)
+    monkeypatch.setattr(vb, "_has_batch_table", lambda: True)
+
+    own = {
+        "method": "ngram",
+        "num_speculative_tokens": 8,
+        "num_speculative_tokens_per_batch_size": [[1, 64, 8]],
+    }
+    add_load_switch(own, 4)
+    assert own["num_speculative_tokens_per_batch_size"] == [[1, 64, 8]]
+    custom = {"method": "custom_class", "num_speculative_tokens": 8}
+    add_load_switch(custom, 4)
+    assert custom == {"method": "custom_class", "num_speculative_tokens": 8}

@@ -96,8 +96,10 @@ PROBE_LAST: Final = 64
 """With speculation off and no other way to learn (a proposer that is costly to run in the
 shadow), probe once after 4 plain steps, then after 8, 16, ... at most every 64 steps: a bounded
 price (at most one speculative step in 4, falling to 1 in 64) for noticing that proposals became
-good again. A probe that gets a token accepted is followed by another at once, so a run of good
-proposals switches speculation back on within a few steps."""
+good again. A probe that gets a token accepted raises the estimates (speculation resumes as soon
+as they make it pay) and resets the interval to 4. It used to be followed by another probe at
+once; with the 0.5B draft at 50-70% acceptance that chained into speculating nearly every step
+where the cost model said not to (docs/benchmarks.md)."""
 
 
 BATCH_BAND_GROWTH: Final = 4
@@ -354,10 +356,10 @@ class LookaheadController:
         self.states[self.state if state is None else state].observe(tested, accepted, first)
         if self._probing and first == 0:
             self._probing = False
-            if accepted > 0:  # promising: probe again next step (the draft is caught up now)
+            if accepted > 0:  # promising: back to the shortest interval; the verdict itself
+                # raised the estimates, so if speculating now pays, choose() switches it on
                 self._probe_every = PROBE_FIRST
-                self._off_steps = PROBE_FIRST - 1
-                self._off_seconds = math.inf
+                self._off_steps = 0
         if first == 0:
             self._run_hits = self._run_hits * MEMORY + (1.0 if accepted > 0 else 0.0)
             self._run_trials = self._run_trials * MEMORY + 1.0

@@ -222,3 +222,30 @@ def test_a_strategys_own_batch_table_and_custom_class_are_left_alone(
     custom = {"method": "custom_class", "num_speculative_tokens": 8}
     add_load_switch(custom, 4)
     assert custom == {"method": "custom_class", "num_speculative_tokens": 8}
+
+
+def test_each_vllm_engine_reads_only_its_own_counters(model_dir: Path) -> None:
+    """vLLM's counters are process-wide; an engine without speculation next to one with it
+    must not report the other's drafts (the load benchmark runs three in one process)."""
+    from sage.llm.engines.vllm.metrics import NUM_ACCEPTED_TOKENS, NUM_DRAFTS, snapshot
+
+    @dataclass
+    class _Metric:
+        name: str
+        labels: dict[str, str]
+        value: int
+
+    mine = VLLMBackend(str(model_dir), ScriptedStrategy(), {})
+    other = VLLMBackend(str(model_dir), None, {}, speculate_at_start=False)
+    mine.engine_args()
+    other.engine_args()
+    assert mine.metrics_name != other.metrics_name
+    metrics = [
+        _Metric(NUM_DRAFTS, {"model_name": mine.metrics_name, "engine": "0"}, 7),
+        _Metric(NUM_ACCEPTED_TOKENS, {"model_name": mine.metrics_name, "engine": "0"}, 12),
+    ]
+    assert snapshot(metrics, mine.metrics_name).counters[NUM_DRAFTS] == 7
+    assert not snapshot(metrics, other.metrics_name).has_spec_decode
+    named = VLLMBackend(str(model_dir), None, {"served_model_name": ["a", "b"]})
+    assert named.engine_args()["served_model_name"] == ["a", "b"]
+    assert named.metrics_name == "a"

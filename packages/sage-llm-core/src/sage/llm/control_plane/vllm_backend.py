@@ -22,6 +22,7 @@ option is a ``vllm.LLM`` argument (``distributed_executor_backend="ray"``,
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -65,6 +66,9 @@ class VLLMBackend(EngineBackend):
         "batch size, and a custom_class proposer can adapt k per step)",
     )
     max_batch_for_speculation: int | None = None
+    metrics_name: str | None = None
+    """The ``served_model_name`` whose series of vLLM's process-wide counters are this engine's
+    (set by :meth:`engine_args`; ``None``: every series)."""
 
     def engine_args(self) -> dict[str, Any]:
         """The exact ``vllm.LLM`` arguments: options passed through, the strategy's part, the
@@ -74,6 +78,10 @@ class VLLMBackend(EngineBackend):
 
         config_kw = {k: v for k, v in self.options.items() if k in CONFIG_FIELDS}
         engine_args = {k: v for k, v in self.options.items() if k not in CONFIG_FIELDS}
+        # vLLM's counters are process-wide; a name of its own labels this engine's series.
+        engine_args.setdefault("served_model_name", f"sage-llm-{uuid.uuid4().hex[:12]}")
+        served = engine_args["served_model_name"]
+        self.metrics_name = str(served[0] if isinstance(served, list | tuple) else served)
         strategy = self.strategy if self.speculate_at_start else None
         self._strategy_label = strategy.to_string() if strategy is not None else "none"
         config = VLLMServiceConfig(
@@ -135,7 +143,7 @@ class VLLMBackend(EngineBackend):
 
         live: dict[str, _Live] = {}
         batch = 0
-        counters = snapshot(self.llm.get_metrics())
+        counters = snapshot(self.llm.get_metrics(), self.metrics_name)
         while True:
             handle = ctx.next_request(block=not live)
             while handle is not None:
@@ -173,7 +181,7 @@ class VLLMBackend(EngineBackend):
                     del live[output.request_id]
                     finished.append((item, output))
             if finished:
-                now_counters = snapshot(self.llm.get_metrics())
+                now_counters = snapshot(self.llm.get_metrics(), self.metrics_name)
                 shared = spec_decode_delta(
                     counters, now_counters, num_generated_tokens=0, wall_time_s=0
                 )

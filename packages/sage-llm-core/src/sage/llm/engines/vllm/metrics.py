@@ -39,12 +39,18 @@ class CounterSnapshot:
         return NUM_DRAFTS in self.counters
 
 
-def snapshot(metrics: Iterable[Any]) -> CounterSnapshot:
-    """Sum the counters we use from ``llm.get_metrics()`` (objects with name/value/values)."""
+def snapshot(metrics: Iterable[Any], model_name: str | None = None) -> CounterSnapshot:
+    """Sum the counters we use from ``llm.get_metrics()`` (objects with name/value/values).
+
+    The counters are process-wide: with several engines in one process (the control plane's),
+    ``model_name`` keeps only the series labelled with that engine's ``served_model_name``."""
     counters: dict[str, int] = {}
     per_position: list[int] = []
     for metric in metrics:
         name = getattr(metric, "name", None)
+        labels = getattr(metric, "labels", None) or {}
+        if model_name is not None and labels.get("model_name") != model_name:
+            continue
         if name in _COUNTERS:
             counters[name] = counters.get(name, 0) + int(getattr(metric, "value", 0))
         elif name == ACCEPTED_PER_POSITION:

@@ -130,8 +130,9 @@ def assistant_defaults() -> dict[str, Any]:
     ``GenerationConfig()``, 5.x leaves them ``None`` there and fills them in at generate)."""
     from transformers import GenerationConfig
 
-    fresh: Any = GenerationConfig()
-    fallback = getattr(GenerationConfig, "_get_default_generation_params", dict)()
+    config_class: Any = GenerationConfig  # untyped constructor
+    fresh = config_class()
+    fallback: dict[str, Any] = getattr(config_class, "_get_default_generation_params", dict)()
     values = {key: getattr(fresh, key, None) for key in ASSISTANT_KNOBS}
     return {key: fallback.get(key) if value is None else value for key, value in values.items()}
 

@@ -220,7 +220,7 @@ class _Estimate:
         if m >= 2:  # host noise multiplies times: its spread is measured in logs
             logs = [math.log(r) for r in self.ratios]
             rel2 += (1.2533 * statistics.stdev(logs) / m**0.5) ** 2
-        return gain * rel2**0.5
+        return float(gain * math.sqrt(rel2))
 
 
 class AdaptivePolicy(SchedulingPolicy):

@@ -25,10 +25,12 @@ from sage_llm_strategy_dynamic.proposer import DynamicProposer, wrap
 class TestDynamicProposerConformance(ProposerConformanceTests):
     strategy_name = "dynamic-lookahead"
     valid_params = {"min_tokens": 1, "max_tokens": 6, "prompt_lookup_max": 3}
+    timing_dependent = True  # k comes from measured step times as well as from acceptance
 
 
 class TestDynamicDraftProposerConformance(ProposerConformanceTests):
     strategy_name = "dynamic-lookahead"
+    timing_dependent = True  # k comes from measured draft and pass times
 
     def proposer_params(self, tiny_model_dir: Any) -> dict[str, Any]:
         return {"min_tokens": 0, "max_tokens": 5, "draft_model_id": str(tiny_model_dir)}

@@ -141,10 +141,10 @@ class DynamicProposer:
             self._probe_draft_s = None
             if k > 0:
                 proposal = self._draft(context_ids, k)
-                drafted = len(proposal)
-                controller.costs.observe_draft(drafted, self.clock() - now)
+                drafting = self.clock() - now
+                controller.costs.observe_draft(len(proposal), drafting)
                 if controller.probing:
-                    self._probe_draft_s = self.clock() - now
+                    self._probe_draft_s = drafting
         self.chosen.append(k)
         tokens = list(proposal.token_ids[:k])
         probs = proposal.draft_probs

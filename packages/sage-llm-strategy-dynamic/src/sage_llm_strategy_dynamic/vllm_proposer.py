@@ -118,11 +118,10 @@ class DynamicNgramProposer(VLLMProposer):
         """One draft per row, in batch order; ``[]`` for a row that is not decoding."""
         old = self._rows
         rows: dict[int, _Request] = {}
-        contexts: dict[int, list[int]] = {}
-        for i in range(len(sampled_token_ids)):
-            n = int(num_tokens_no_spec[i])
-            row = token_ids_cpu[i, :n]
-            contexts[i] = [int(t) for t in (row.tolist() if hasattr(row, "tolist") else row)]
+        contexts = {
+            i: self.committed_tokens(token_ids_cpu, num_tokens_no_spec, i)
+            for i in range(len(sampled_token_ids))
+        }
         # Rows whose request stayed put keep their state; the rest look among the leftovers.
         for i, context in contexts.items():
             request = old.get(i)

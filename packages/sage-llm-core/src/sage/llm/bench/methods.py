@@ -283,9 +283,7 @@ class Runner:
         extra: dict[str, Any] = {}
         if method.draft is not None:
             assistant = self._draft(method.draft)
-            for key, value in assistant_defaults().items():
-                setattr(assistant.generation_config, key, value)
-            for key, value in method.assistant_config.items():
+            for key, value in {**assistant_defaults(), **method.assistant_config}.items():
                 setattr(assistant.generation_config, key, value)
             extra["assistant_model"] = assistant
         ids = torch.tensor([prompt_ids], device=self.engine.device)

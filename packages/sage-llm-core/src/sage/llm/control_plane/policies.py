@@ -274,12 +274,13 @@ class AdaptivePolicy(SchedulingPolicy):
                 # alternate, so every warm-up request pairs with a neighbour of the other mode
                 mode = est.samples[True] <= est.samples[False]
                 return Decision(mode, f"measuring {'speculative' if mode else 'plain'}")
-            gain = est.gain()
+            tokens, ratio, gain = est.tokens_per_step(), est.cost_ratio(), est.gain()
+            error = est.gain_error()
             plausible = True
-            if gain is not None:
-                margin = CONFIDENCE * est.gain_error()
+            if gain is not None and tokens is not None:
+                margin = CONFIDENCE * error
                 # the cost ratio is at least 1, so the gain is at most the tokens per step
-                upper = min(gain + margin, est.tokens_per_step() or gain)
+                upper = min(gain + margin, tokens)
                 if est.speculating is None:  # first decision: the point estimate
                     est.speculating = gain >= LEAVE_GAIN
                 elif est.speculating and upper < LEAVE_GAIN:
@@ -288,9 +289,8 @@ class AdaptivePolicy(SchedulingPolicy):
                     est.speculating = True
                 plausible = upper >= ENTER_GAIN
             speculating = bool(est.speculating)
-            tokens, ratio = est.tokens_per_step(), est.cost_ratio()
             why = (
-                f"predicted gain {gain:.2f} +- {est.gain_error():.2f} = {tokens:.2f} "
+                f"predicted gain {gain:.2f} +- {error:.2f} = {tokens:.2f} "
                 f"tokens/step / cost ratio {ratio:.2f}"
                 if gain is not None and tokens is not None and ratio is not None
                 else "no estimate yet"

@@ -65,11 +65,16 @@ class VLLMProposer:
             if not sampled:
                 drafts.append([])
                 continue
-            n = int(num_tokens_no_spec[i])
-            context = [int(t) for t in token_ids_cpu[i, :n]]
+            context = self.committed_tokens(token_ids_cpu, num_tokens_no_spec, i)
             draft = self.propose_one(context, self.num_speculative_tokens)
             drafts.append([int(t) for t in draft[: self.num_speculative_tokens]])
         return drafts
+
+    @staticmethod
+    def committed_tokens(token_ids_cpu: Any, num_tokens_no_spec: Any, row: int) -> list[int]:
+        """Batch row ``row``'s committed tokens (prompt and output so far) as Python ints."""
+        tokens = token_ids_cpu[row, : int(num_tokens_no_spec[row])]
+        return [int(t) for t in (tokens.tolist() if hasattr(tokens, "tolist") else tokens)]
 
     def propose_one(self, context_ids: Sequence[int], max_tokens: int) -> Sequence[int]:
         """Up to ``max_tokens`` draft tokens after ``context_ids``; none by default."""

@@ -160,29 +160,42 @@ def test_a_new_request_keeps_what_copies_taught_but_relearns_fresh_proposals() -
     assert c.states[False].estimates()[0] > 0.5
 
 
-def test_costly_probes_are_spaced_by_time_not_only_by_steps() -> None:
-    """A model draft that must first read the whole prompt makes a probe cost many steps:
-    probes then come at most once per 1 / PROBE_BUDGET times their cost in plain steps."""
-    from sage_llm_strategy_dynamic.controller import PROBE_BUDGET
-
-    def probes(probe_cost: float | None) -> int:
-        c = LookaheadController(0, 6, profile=CPU)
-        for n in range(1, 8):
-            c.costs.observe_pass(n, CPU[n - 1])
-        count = 0
-        for _ in range(400):
+def _probes(loss: float | None, requests: int = 1, steps: int = 400) -> int:
+    """Probes a controller makes over ``requests`` requests of ``steps // requests`` steps when
+    nothing is ever accepted and each probe loses ``loss`` plain steps' time."""
+    c = LookaheadController(0, 6, profile=CPU)
+    for n in range(1, 8):
+        c.costs.observe_pass(n, CPU[n - 1])
+    count = 0
+    for _ in range(requests):
+        c.start_request()
+        for _ in range(steps // requests):
             k = c.choose(6)
             if k:
                 count += 1
+                if loss is not None:  # a probe's whole time, as measured
+                    c.observe_probe(c.costs.step_cost(0) * (1 + loss), k, 0)
                 c.observe(k, 0)
-                if probe_cost is not None:  # seconds beyond the step itself, as measured
-                    c.observe_probe_cost(c.costs.step_cost(k) + probe_cost, k)
-        return count
+    return count
 
-    # a draft that restarts for free, and one that must catch up for 8 plain steps' time
-    cheap, costly = probes(0.0), probes(8.0)
-    assert costly < cheap
-    assert costly <= 400 * PROBE_BUDGET / 8.0 + 2  # about 5% of the time at most
+
+def test_costly_probes_are_spaced_by_what_they_lose() -> None:
+    """A model draft that must first read the whole prompt makes a probe lose many steps:
+    probes then come at most once per 1 / PROBE_BUDGET times their loss in plain steps."""
+    from sage_llm_strategy_dynamic.controller import PROBE_BUDGET
+
+    free, costly = _probes(0.0), _probes(8.0)  # a draft that costs nothing, one that costs 8
+    assert costly < free
+    assert costly <= 400 * PROBE_BUDGET / 8.0 + 2  # about PROBE_BUDGET of the time at most
+
+
+def test_the_probe_schedule_carries_over_between_requests() -> None:
+    """Whether a draft pays is a property of the pair and the traffic: twenty short requests
+    must not probe more than one long request of the same total length (each restarting the
+    schedule would probe in every request)."""
+    long_run, short_runs = _probes(1.0), _probes(1.0, requests=20)
+    assert short_runs <= long_run + 1
+    assert short_runs < 20
 
 
 def test_a_model_draft_needs_a_clear_gain_to_speculate() -> None:

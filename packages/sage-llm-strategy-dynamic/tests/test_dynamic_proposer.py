@@ -114,6 +114,45 @@ def test_cheap_proposals_are_learned_from_committed_tokens_while_off() -> None:
     assert proposer.controller.acceptance.trials[0] > 2
 
 
+class CatchingUpDraft:
+    """A model draft on a fake clock: reading a token it missed costs ``read`` seconds, each
+    drafted token ``per_token``; it has seen everything up to its last drafting call."""
+
+    def __init__(self, clock: list[float], read: float = 0.05, per_token: float = 0.1) -> None:
+        self.clock, self.read, self.per_token = clock, read, per_token
+        self.seen = 0
+
+    def start(self, prompt_ids: Sequence[int]) -> None:
+        self.seen = 0
+
+    def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        missed = max(1, len(context_ids) - self.seen)
+        self.clock[0] += self.read * missed + self.per_token * max_tokens
+        self.seen = len(context_ids) + max_tokens
+        return Proposal([1] * max_tokens)
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None: ...
+
+
+def test_a_drafts_catching_up_is_not_counted_as_drafting() -> None:
+    """After plain steps (and at a request's start) the draft first reads what it missed: that
+    is the price of switching speculation on, not the cost of a drafted token, which is
+    measured only on steps that follow a drafting step."""
+    clock = [0.0]
+    inner = CatchingUpDraft(clock)
+    proposer = DynamicProposer(inner, Scripted(0, 4, [3, 3, 3, 0, 0, 0, 0, 0, 0, 3, 3]))
+    proposer.set_clock(lambda: clock[0])
+    context = list(range(200))  # a long prompt: the first draft reads all of it (10 s)
+    proposer.start(context)
+    for _ in range(22):
+        proposal = proposer.propose(context, 64)
+        clock[0] += 0.3  # the verify pass
+        proposer.on_verified(len(proposal), len(proposal))
+        context = context + [1] * (len(proposal) + 1)
+    per_token = proposer.controller.costs.draft_per_token
+    assert per_token == pytest.approx(inner.per_token + inner.read / 3, rel=0.01)
+
+
 # -- losslessness -----------------------------------------------------------------------------
 
 MAX_NEW = 40

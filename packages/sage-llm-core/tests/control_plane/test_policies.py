@@ -276,3 +276,83 @@ def test_a_plugin_policy_is_used_by_name_and_its_decisions_are_observed() -> Non
         assert cp.engine_info(eid)["policy_state"] == {"name": "even-off"}
     finally:
         cp.shutdown()
+
+
+def own_steps(
+    speculative: bool,
+    context: float,
+    draft_step: float = 1.4,
+    plain_steps: int = 30,
+    drafts: int = 10,
+    accepted: int = 20,
+) -> Completion:
+    """A request that times its plain steps apart (the reference engine): ``context`` scales
+    every step (a longer prompt), a step with a proposal costs ``draft_step`` plain steps."""
+    step = 0.02 * context
+    if not speculative:
+        plain_steps, drafts, accepted = plain_steps + drafts + accepted, 0, 0
+    loop = 0.001  # committing and detokenizing, every step
+    metrics = SpecDecodeMetrics(
+        num_drafts=drafts,
+        num_draft_tokens=4 * drafts,
+        num_accepted_tokens=accepted,
+        num_generated_tokens=1 + plain_steps + drafts + accepted,
+        num_steps=plain_steps + drafts,
+        prefill_time_s=0.05,
+        draft_time_s=0.0005 * (plain_steps + drafts) if speculative else 0.0,  # lookups
+        verify_time_s=plain_steps * step + drafts * (draft_step * (step + loop) - loop - 0.0005),
+        plain_verify_time_s=plain_steps * step,
+    )
+    metrics.wall_time_s = (
+        metrics.prefill_time_s
+        + metrics.draft_time_s
+        + metrics.verify_time_s
+        + loop * metrics.num_steps
+    )
+    tokens = metrics.num_generated_tokens
+    return Completion("r", "e", "m", "", [0] * tokens, 1, "length", speculative, "x", metrics)
+
+
+def true_ratio(context: float) -> float:
+    """What a speculative request of :func:`own_steps` costs per step over a plain request."""
+    spec, plain = own_steps(True, context).metrics, own_steps(False, context).metrics
+    per_step = [(m.wall_time_s - m.prefill_time_s) / m.num_steps for m in (spec, plain)]
+    return per_step[0] / per_step[1]
+
+
+def test_draft_step_cost_is_read_inside_one_request() -> None:
+    """Pooled with the share of steps that proposed, a request's own draft-step cost gives its
+    exact per-step cost over a plain request's, whatever the context length (the lookups of
+    its plain steps are charged to its steps with a proposal)."""
+    from sage.llm.control_plane.policies import draft_step_cost
+
+    for context in (1.0, 3.0):
+        rho = draft_step_cost(own_steps(True, context).metrics)
+        assert rho is not None
+        assert rho > 1.4
+        assert 1 + (10 / 40) * (rho - 1) == pytest.approx(true_ratio(context))
+    assert draft_step_cost(own_steps(True, 1.0, plain_steps=2).metrics) is None  # too few
+    assert draft_step_cost(own_steps(False, 1.0).metrics) is None  # nothing proposed
+
+
+def test_the_cost_ratio_ignores_the_prompt_mix_when_requests_time_plain_steps() -> None:
+    """Neighbouring requests with prompts of different lengths make paired per-step times
+    misleading; a request's own plain steps are at its own context length. Here every
+    speculative request comes with a long prompt (3x slower steps) and every plain one with a
+    short prompt: pairs would read r above 3 and keep speculation off; the requests' own steps
+    read the true ratio (a quarter of the steps propose, at about 1.4 plain steps each)."""
+    policy = AdaptivePolicy(warmup=4)
+    decisions = []
+    for _ in range(40):
+        decision = policy.decide(view())
+        decisions.append(decision)
+        policy.observe("e", own_steps(decision.speculate, 3.0 if decision.speculate else 1.0))
+    # after the warm-up every request speculates: its own steps measure E and r, so no
+    # request is spent probing plain decoding
+    assert all(d.speculate for d in decisions[8:]), [d.reason for d in decisions]
+    measured = policy.describe()["measured"]
+    assert isinstance(measured, dict)
+    state = measured["e"]
+    assert state["cost_ratio"] == pytest.approx(true_ratio(3.0))
+    assert state["cost_ratio_from"] == "own plain steps"
+    assert state["speculating"] is True

@@ -70,6 +70,8 @@ def test_plain_decoding_equals_model_generate(
         assert result.finish_reason == "length"
         assert result.metrics.num_drafts == 0
         assert result.metrics.num_generated_tokens == MAX_NEW
+        # every step is a plain step, so all verify time is plain-step time
+        assert result.metrics.plain_verify_time_s == result.metrics.verify_time_s > 0
 
 
 @pytest.mark.parametrize("k", range(1, 9))
@@ -80,8 +82,12 @@ def test_ngram_greedy_is_lossless(
     for prompt, ref in zip(prompts, references, strict=True):
         result = engine.generate(prompt, proposer=NgramProposer(k, 3), max_tokens=MAX_NEW)
         assert result.token_ids == ref
-        assert result.metrics.num_draft_tokens <= k * result.metrics.num_drafts
-        accepted += result.metrics.num_accepted_tokens
+        m = result.metrics
+        assert m.num_draft_tokens <= k * m.num_drafts
+        accepted += m.num_accepted_tokens
+        # plain steps (no n-gram found) are timed apart: a part of the verify time
+        assert (m.plain_verify_time_s > 0) == (m.num_plain_steps > 0)
+        assert m.plain_verify_time_s < m.verify_time_s
     assert accepted > 0, "the repeated prompt should let prompt lookup get tokens accepted"
 
 

@@ -70,36 +70,46 @@ HYSTERESIS: Final = 0.02
 """Keep the previous ``k`` unless another one is expected to be at least 2% faster: estimates
 move a little every step and flapping between near-equal depths only adds noise."""
 
-PROBE_BUDGET: Final = 0.05
-"""A probe of a model draft is expensive in a way the per-token costs do not show: the draft
-first has to read every token committed since it last ran, at the start of a request the whole
-prompt (2-3 s for a 700-token prompt on the 0.5B draft on this CPU, 5-10 plain steps of the
-1.5B target). So, besides the step schedule below, a probe waits until the plain steps since
-the last one took at least 1 / 0.05 = 20 times what the last probes cost beyond an ordinary
-speculative step (a running mean): catching up then costs at most about 5% of the time while
-speculation is off, and a draft that is cheap to restart probes on the step schedule alone.
-The first version (step schedule only) ran the 1.5B target with the 0.5B draft at 0.70x-0.93x
-of plain decoding on categories where speculation does not pay (docs/benchmarks.md)."""
+PROBE_BUDGET: Final = 0.02
+"""Probing a model draft while speculation is off may cost at most 2% of the time spent
+decoding plainly. What a probe costs is measured: its whole time (the draft catching up on the
+tokens committed since it last ran, at a request's start the whole prompt; drafting;
+verifying ``1 + k`` tokens) minus the plain steps its committed tokens would have taken. Every
+plain step earns ``PROBE_BUDGET`` times its own time as credit, every probe spends what it
+lost, and a probe waits (besides the step schedule below) until the credit covers what probes
+have been losing (a running mean). The credit and the schedule carry over from one request to
+the next: whether the draft pays is a property of the pair, the machine and the traffic, and
+restarting the schedule in every request made short requests pay for several probes each (the
+1.5B target with the 0.5B draft ran an 18-token translation at 0.84x of plain: four probes).
+The first version (step schedule only, per request) ran that pair at 0.70x-0.93x of plain
+decoding on categories where speculation does not pay; 0.05 of the catching-up time alone,
+per request, still at 0.81x-0.88x (docs/benchmarks.md). 2% leaves room within the 3% a
+category may lose to the better of plain decoding and the best fixed k."""
 
-MODEL_DRAFT_MARGIN: Final = 0.10
-"""A model draft speculates only when the chosen k is expected to be at least 10% faster than
-plain decoding. Its step cost is harder to predict than a lookup's: drafting after plain steps
-first feeds the draft what it missed, and two models take turns on the same cores, so the
-measured per-token and per-pass costs under-state a speculative step. With the 1.5B target and
-the 0.5B draft on this CPU (a draft token costs about a third of a target token) speculation
-breaks even near 65% acceptance, and without a margin the controller speculated at 50-70% and
-ran at 0.83x-0.94x of plain decoding (docs/benchmarks.md). A lookup proposer, whose mistakes
-cost only the extra verify positions, keeps a margin of 0."""
+PROBE_CREDIT_LIMIT: Final = 2.0
+"""The credit never exceeds what two probes lose on average: a long stretch of plain decoding
+must not pay for a burst of probes later."""
+
+MODEL_DRAFT_MARGIN: Final = 0.05
+"""A model draft speculates only when the chosen k is expected to be at least 5% faster than
+plain decoding. Switching it on costs more than its steps show: the draft first reads every
+token committed while it was off, and two models take turns on the same cores. With the 1.5B
+target and the 0.5B draft on this CPU (a draft token costs about half a target token) fixed
+k=5 ran at 1.00x-1.12x of plain on math_reasoning and at 0.6x-0.9x elsewhere, so the gain
+worth having is a few percent and the margin must stay below it. 10% (the first value,
+chosen while probes chained into speculation and catching up was counted as drafting) kept
+the draft off on math_reasoning too. A lookup proposer, whose mistakes cost only the extra
+verify positions, keeps a margin of 0."""
 
 PROBE_FIRST: Final = 4
 PROBE_LAST: Final = 64
 """With speculation off and no other way to learn (a proposer that is costly to run in the
-shadow), probe once after 4 plain steps, then after 8, 16, ... at most every 64 steps: a bounded
-price (at most one speculative step in 4, falling to 1 in 64) for noticing that proposals became
-good again. A probe that gets a token accepted raises the estimates (speculation resumes as soon
-as they make it pay) and resets the interval to 4. It used to be followed by another probe at
-once; with the 0.5B draft at 50-70% acceptance that chained into speculating nearly every step
-where the cost model said not to (docs/benchmarks.md)."""
+shadow), probe once after 4 plain steps, then after 8, 16, ... at most every 64 steps (and no
+more often than :data:`PROBE_BUDGET` allows): a bounded price for noticing that proposals
+became good again. A probe that gets a token accepted raises the estimates (speculation resumes
+as soon as they make it pay) and resets the interval to 4. It used to be followed by another
+probe at once; with the 0.5B draft at 50-70% acceptance that chained into speculating nearly
+every step where the cost model said not to (docs/benchmarks.md)."""
 
 
 BATCH_BAND_GROWTH: Final = 4
@@ -294,13 +304,13 @@ class LookaheadController:
         self._off_steps = 0
         self._probe_every = PROBE_FIRST
         self._probing = False
-        self._off_seconds = 0.0  # measured plain-step time since the last probe
+        self._credit = 0.0  # seconds probes may still lose (see PROBE_BUDGET)
         self.margin = 0.0
         """Speculate only when expected to be this much faster than plain decoding (a model
         draft sets :data:`MODEL_DRAFT_MARGIN`; a cheap lookup needs none)."""
-        self.probe_cost: float | None = None
-        """Running mean of what a probe cost beyond an ordinary speculative step (the draft
-        catching up on the tokens committed since it last ran)."""
+        self.probe_loss: float | None = None
+        """Running mean of the seconds a probe lost against plain decoding of the tokens it
+        committed (drafting, the draft catching up, verifying), measured."""
         self._run_hits = 0.0  # discounted acceptance of position 1 across requests
         self._run_trials = 0.0
 
@@ -330,7 +340,9 @@ class LookaheadController:
     # -- per request ------------------------------------------------------------------------
 
     def start_request(self) -> None:
-        """A new request: start from what its predecessors taught (see ``CARRY_OVER_*``)."""
+        """A new request: start from what its predecessors taught (see ``CARRY_OVER_*``).
+
+        The probe schedule and credit carry over whole (see :data:`PROBE_BUDGET`)."""
         prior = None
         if self._run_trials > 0:
             prior = (self._run_hits + PRIOR_WEIGHT * PRIOR_ACCEPTANCE) / (
@@ -340,9 +352,6 @@ class LookaheadController:
         self.states[False].reset(prior, CARRY_OVER_FRESH)
         self.state = False
         self._last = self.max_tokens
-        self._off_steps = 0
-        self._off_seconds = 0.0
-        self._probe_every = PROBE_FIRST
 
     def observe(
         self, tested: int, accepted: int, first: int = 0, state: bool | None = None
@@ -369,16 +378,18 @@ class LookaheadController:
         """The last :meth:`choose` was a probe (its verdict is still to come)."""
         return self._probing
 
-    def observe_probe_cost(self, seconds: float, k: int) -> None:
-        """A probe of ``k`` tokens took ``seconds`` in all (drafting, the draft catching up,
-        verifying); what it cost beyond an ordinary step of ``k`` is what probing adds."""
-        if not math.isfinite(seconds) or seconds < 0:
+    def observe_probe(self, seconds: float, k: int, accepted: int) -> None:
+        """A probe of ``k`` tokens took ``seconds`` in all (the draft catching up, drafting,
+        verifying) and got ``accepted`` of them accepted: spend what it lost against plain
+        decoding of the ``1 + accepted`` tokens it committed."""
+        if not math.isfinite(seconds) or seconds < 0 or k < 1:
             return
-        extra = max(0.0, seconds - self.costs.step_cost(k))
-        if self.probe_cost is None:
-            self.probe_cost = extra
+        loss = max(0.0, seconds - (1 + min(accepted, k)) * self.costs.step_cost(0))
+        self._credit -= loss
+        if self.probe_loss is None:
+            self.probe_loss = loss
         else:
-            self.probe_cost += COST_SMOOTHING * (extra - self.probe_cost)
+            self.probe_loss += COST_SMOOTHING * (loss - self.probe_loss)
 
     # -- the decision -----------------------------------------------------------------------
 
@@ -412,11 +423,12 @@ class LookaheadController:
             best = 0  # not clearly worth it for a proposer whose costs are hard to predict
         if best == 0 and len(scores) > 1 and not learns_when_off:
             self._off_steps += 1
-            self._off_seconds += self.costs.step_cost(0)
-            due = self.probe_cost is None or self._off_seconds * PROBE_BUDGET >= self.probe_cost
+            self._credit += PROBE_BUDGET * self.costs.step_cost(0)
+            if self.probe_loss is not None:
+                self._credit = min(self._credit, PROBE_CREDIT_LIMIT * self.probe_loss)
+            due = self.probe_loss is None or self._credit >= self.probe_loss
             if self._off_steps >= self._probe_every and due:
                 self._off_steps = 0
-                self._off_seconds = 0.0
                 self._probe_every = min(PROBE_LAST, self._probe_every * 2)
                 best = max((k for k in scores if k > 0), key=lambda k: (scores[k], -k))
                 self._probing = True

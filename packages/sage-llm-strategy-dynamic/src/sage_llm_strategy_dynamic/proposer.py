@@ -87,6 +87,14 @@ class DynamicProposer:
         self._recent: _Pending | None = None  # the latest proposal, resolved or not
         self.chosen: list[int] = []  # k per step of the current request (for reports/tests)
         self._probe_draft_s: float | None = None  # a model draft's probe: its drafting time
+        self._drafted_last_step = False
+        """The draft ran at the previous step, so it has (nearly) everything committed cached
+        and this step's drafting time is drafting alone. After plain steps, or at a request's
+        start, the draft first reads every token it missed (the whole prompt at the start):
+        that time belongs to switching speculation on (a probe's measured loss), not to the
+        cost per drafted token. Counting it there made one catching-up probe of 0.9 s per
+        token stand for a draft that costs 0.13 s per token, so speculation never looked
+        worth it again, even where fixed k=5 ran 1.12x of plain (docs/benchmarks.md)."""
 
     # -- outside control --------------------------------------------------------------------
 
@@ -116,6 +124,7 @@ class DynamicProposer:
         self._proposed_at = self._verified_at = None
         self._last = None
         self._recent = None
+        self._drafted_last_step = False
         self.chosen = []
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
@@ -142,9 +151,11 @@ class DynamicProposer:
             if k > 0:
                 proposal = self._draft(context_ids, k)
                 drafting = self.clock() - now
-                controller.costs.observe_draft(len(proposal), drafting)
+                if self._drafted_last_step:
+                    controller.costs.observe_draft(len(proposal), drafting)
                 if controller.probing:
                     self._probe_draft_s = drafting
+            self._drafted_last_step = k > 0
         self.chosen.append(k)
         tokens = list(proposal.token_ids[:k])
         probs = proposal.draft_probs
@@ -163,8 +174,8 @@ class DynamicProposer:
         if self._proposed_at is not None:
             self.controller.costs.observe_pass(1 + num_proposed, now - self._proposed_at)
             if self._probe_draft_s is not None:  # what this probe cost, catching up included
-                self.controller.observe_probe_cost(
-                    self._probe_draft_s + now - self._proposed_at, num_proposed
+                self.controller.observe_probe(
+                    self._probe_draft_s + now - self._proposed_at, num_proposed, num_accepted
                 )
                 self._probe_draft_s = None
             self.controller.observe(num_proposed, num_accepted)

@@ -27,6 +27,12 @@ class SpecDecodeMetrics:
     """Time to process the prompt (included in ``wall_time_s``)."""
     draft_time_s: float = 0.0
     verify_time_s: float = 0.0
+    plain_verify_time_s: float = 0.0
+    """The part of ``verify_time_s`` spent in steps without a proposal (``num_steps -
+    num_drafts`` of them): a forward pass over one token, a plain decoding step. A speculative
+    request thereby measures its own plain step cost, at the same context length, so the
+    cost of speculating can be read within one request instead of against another request
+    with a different prompt (the control plane's ``adaptive`` policy does)."""
     wall_time_s: float = 0.0
 
     @property
@@ -45,6 +51,11 @@ class SpecDecodeMetrics:
         if not self.num_drafts:
             return [0.0 for _ in self.accepted_per_position]
         return [n / self.num_drafts for n in self.accepted_per_position]
+
+    @property
+    def num_plain_steps(self) -> int:
+        """Steps without a proposal (plain decoding steps, also inside speculative runs)."""
+        return self.num_steps - self.num_drafts
 
     @property
     def tokens_per_second(self) -> float:
@@ -81,6 +92,7 @@ class SpecDecodeMetrics:
         self.prefill_time_s += other.prefill_time_s
         self.draft_time_s += other.draft_time_s
         self.verify_time_s += other.verify_time_s
+        self.plain_verify_time_s += other.plain_verify_time_s
         self.wall_time_s += other.wall_time_s
         return self
 

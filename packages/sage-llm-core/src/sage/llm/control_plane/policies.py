@@ -12,8 +12,10 @@ and answers with a :class:`Decision`.
 - ``adaptive``: off when the batch is too large to profit (batching engines); otherwise on
   when the predicted gain ``E / r`` clears a hysteresis band: ``E`` is the measured tokens
   per speculative step (exact counts), ``r`` the measured cost of a speculative step relative
-  to a plain one (the median of paired ratios of per-step times of neighbouring requests, so
-  host noise cancels). A bounded share of requests probes the other mode, because
+  to a plain one: read inside speculative requests, from their steps with and without a
+  proposal (same prompt, same moment, so neither the prompt mix nor host noise enters), or,
+  where an engine does not time plain steps apart, from paired per-step times of
+  neighbouring requests. A bounded share of requests probes the other mode, because
   acceptance drifts with the traffic.
   Comparing wall-clock tokens/s instead chose plain for 34 of 37 requests on a loaded host
   although speculation was 1.45x faster.
@@ -39,6 +41,7 @@ from sage.llm.control_plane.states import Capabilities
 
 if TYPE_CHECKING:
     from sage.llm.control_plane.requests import Completion
+    from sage.llm.metrics import SpecDecodeMetrics
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,21 @@ errors, falls under this. Above 1, so a strategy that accepts nothing (1 token p
 ratio >= 1, gain <= 1, no spread) is always switched off; the band between it and
 :data:`ENTER_GAIN`, widened by the estimate's own uncertainty, is the hysteresis."""
 
+MIN_PLAIN_STEPS: Final = 4
+"""A speculative request measures its own draft-step cost (relative to its own plain steps)
+when it had at least this many steps without a proposal: fewer plain steps make a noisy
+reference. Neighbouring requests are different prompts with different context lengths: at 16
+clients on the reference engine their pairs read a cost ratio of 1.77 where the steps cost
+about 1.4x, and the policy kept speculation off at 0.94x of ``always`` (docs/benchmarks.md)."""
+
+MIN_OWN_SAMPLES: Final = 3
+"""Requests that measured their own draft-step cost needed before that measurement replaces
+the pairs of neighbouring requests. From then on, while speculating, no request probes plain
+decoding: speculative requests measure both ``E`` and ``r``, and a plain probe only cost
+speed (on the load benchmark's mix a probe that lands on the prompt copied into its answer
+gives up a 4x faster request; 1 in 10 plain probes held ``adaptive`` at 0.82x-0.96x of
+``always`` at 2-16 clients, docs/benchmarks.md)."""
+
 CONFIDENCE: Final = 1.0
 """Standard errors of the predicted gain a switch must clear. Real traffic is a mix (a few
 prompts copied into their answers, most not), so the pooled tokens per step of a window varies
@@ -155,10 +173,14 @@ estimate alone (10% band) was on for 40%."""
 class _Estimate:
     """What the policy measured on one engine (``None`` where nothing is measured yet)."""
 
-    spec_counts: deque[tuple[int, int]] = field(
+    spec_counts: deque[tuple[int, int, int]] = field(
         default_factory=lambda: deque(maxlen=ACCEPTANCE_WINDOW)
     )
-    """(tokens committed by verify steps, verify steps) of recent speculative requests."""
+    """(tokens committed by decode steps, decode steps, steps with a proposal) of recent
+    speculative requests."""
+    draft_step_costs: deque[float] = field(default_factory=lambda: deque(maxlen=ACCEPTANCE_WINDOW))
+    """Per speculative request that timed its plain steps apart: the cost of one of its steps
+    with a proposal over the cost of one of its plain steps (:func:`draft_step_cost`)."""
     ratios: deque[float] = field(default_factory=lambda: deque(maxlen=COST_WINDOW))
     """Paired samples of (speculative per-step time) / (plain per-step time)."""
     last_step_s: dict[bool, tuple[int, float]] = field(default_factory=dict)
@@ -172,14 +194,27 @@ class _Estimate:
 
     def tokens_per_step(self) -> float | None:
         """Mean tokens one speculative step commits (1 + accepted / step), from exact counts."""
-        tokens = sum(t for t, _ in self.spec_counts)
-        steps = sum(s for _, s in self.spec_counts)
+        tokens = sum(t for t, _, _ in self.spec_counts)
+        steps = sum(s for _, s, _ in self.spec_counts)
         return tokens / steps if steps else None
 
+    def draft_share(self) -> float:
+        """Share of the speculative requests' steps that had a proposal."""
+        steps = sum(s for _, s, _ in self.spec_counts)
+        return sum(d for _, _, d in self.spec_counts) / steps if steps else 1.0
+
     def cost_ratio(self) -> float | None:
-        """Time of a speculative step over a plain one: the median of paired ratios, at least
-        1 (a pass over 1 + k tokens plus drafting is never cheaper than a pass over 1; a lower
-        reading is noise)."""
+        """Time of a speculative request's step over a plain request's, at least 1 (a pass over
+        1 + k tokens plus drafting is never cheaper than a pass over 1; a lower reading is
+        noise).
+
+        From requests' own measurements when there are enough: the median cost of a step with
+        a proposal (``rho``, in plain steps), pooled with the window's share of such steps:
+        ``1 + share * (rho - 1)``, the same pooling as the tokens per step. Otherwise the
+        median of paired ratios of neighbouring requests."""
+        if len(self.draft_step_costs) >= MIN_OWN_SAMPLES:
+            rho = max(1.0, statistics.median(self.draft_step_costs))
+            return 1.0 + self.draft_share() * (rho - 1.0)
         return max(1.0, statistics.median(self.ratios)) if self.ratios else None
 
     def add_step_time(self, speculative: bool, step_s: float) -> None:
@@ -212,15 +247,40 @@ class _Estimate:
         rel2 = 0.0
         n = len(self.spec_counts)
         if n >= 2:
-            mean_steps = sum(s for _, s in self.spec_counts) / n
-            residuals = [t - tokens * s for t, s in self.spec_counts]
+            mean_steps = sum(s for _, s, _ in self.spec_counts) / n
+            residuals = [t - tokens * s for t, s, _ in self.spec_counts]
             se = statistics.stdev(residuals) / (mean_steps * n**0.5)
             rel2 += (se / tokens) ** 2
-        m = len(self.ratios)
-        if m >= 2:  # host noise multiplies times: its spread is measured in logs
+        own, m = self.draft_step_costs, len(self.ratios)
+        if len(own) >= MIN_OWN_SAMPLES:  # a median's error, scaled by the share it weighs in
+            ratio = self.cost_ratio() or 1.0
+            se_rho = 1.2533 * statistics.stdev(own) / len(own) ** 0.5
+            rel2 += (self.draft_share() * se_rho / ratio) ** 2
+        elif m >= 2:  # host noise multiplies times: its spread is measured in logs
             logs = [math.log(r) for r in self.ratios]
             rel2 += (1.2533 * statistics.stdev(logs) / m**0.5) ** 2
         return float(gain * math.sqrt(rel2))
+
+
+def draft_step_cost(metrics: SpecDecodeMetrics) -> float | None:
+    """What one step with a proposal cost in a speculative request, in its own plain steps.
+
+    A plain step of a plain request is a one-token forward pass plus the loop's own per-step
+    work (committing, detokenizing); the request's plain steps time the first
+    (``plain_verify_time_s``), its decode time less the drafting and verifying times the
+    second. The rest of the request's decode time went to its steps with a proposal, lookup
+    time included. ``None`` with fewer than :data:`MIN_PLAIN_STEPS` plain steps, no step with
+    a proposal, or an engine that does not time plain steps apart."""
+    plain_steps, drafts = metrics.num_plain_steps, metrics.num_drafts
+    if plain_steps < MIN_PLAIN_STEPS or drafts < 1 or metrics.plain_verify_time_s <= 0:
+        return None
+    decode = metrics.wall_time_s - metrics.prefill_time_s
+    loop = max(0.0, decode - metrics.draft_time_s - metrics.verify_time_s) / metrics.num_steps
+    plain_step = metrics.plain_verify_time_s / plain_steps + loop
+    spent = decode - plain_steps * plain_step
+    if spent <= 0:
+        return None
+    return spent / (drafts * plain_step)
 
 
 class AdaptivePolicy(SchedulingPolicy):
@@ -228,9 +288,11 @@ class AdaptivePolicy(SchedulingPolicy):
 
     Speculation's gain is ``E / r``: ``E``, the tokens one speculative step commits (exact
     counts from the engine's spec-decode metrics, the last :data:`ACCEPTANCE_WINDOW`
-    speculative requests), over ``r``, the cost of a speculative step relative to a plain one
-    (median of paired per-step time ratios of neighbouring requests, :data:`COST_WINDOW`).
-    ``E`` is a count and ``r`` a ratio of neighbouring measurements, so a host slowdown cannot
+    speculative requests), over ``r``, the cost of a speculative step relative to a plain one:
+    from speculative requests' own steps with and without a proposal
+    (:func:`draft_step_cost`, the reference engine times them apart), else the median of
+    paired per-step time ratios of neighbouring requests (:data:`COST_WINDOW`). ``E`` is a
+    count and ``r`` a ratio of measurements taken side by side, so a host slowdown cannot
     flip the choice the way comparing tokens/s of different periods did. Hysteresis: switch
     on from :data:`ENTER_GAIN`, off under :data:`LEAVE_GAIN`, each widened by the estimate's
     standard error (:data:`CONFIDENCE`), since a varied traffic makes the pooled gain vary.
@@ -241,7 +303,9 @@ class AdaptivePolicy(SchedulingPolicy):
     the queue does not matter. ``warmup``: requests measured in each mode, alternating,
     before deciding. ``probe_every``: one request in this many runs in the other mode (a
     bounded share, 10% by default), so both estimates stay fresh; one in
-    :data:`EARLY_PROBE_EVERY` while plain is chosen but speculation may still be better.
+    :data:`EARLY_PROBE_EVERY` while plain is chosen but speculation may still be better; none
+    while speculating on an engine whose speculative requests time their plain steps apart
+    (they measure everything the choice needs, :data:`MIN_OWN_SAMPLES`).
     After a regime change the choice follows within about ``ACCEPTANCE_WINDOW`` requests when
     acceptance collapses, and within about ``EARLY_PROBE_EVERY * ACCEPTANCE_WINDOW / 2`` to
     ``probe_every * ACCEPTANCE_WINDOW`` when it returns (only probes see it).
@@ -298,7 +362,10 @@ class AdaptivePolicy(SchedulingPolicy):
             every = self.probe_every
             if not speculating and plausible:
                 every = min(every, EARLY_PROBE_EVERY)
-            if est.decisions % every == 0:
+            # While speculating on an engine whose requests measure their own plain steps,
+            # speculative requests measure both E and r: a plain request would teach nothing.
+            own = len(est.draft_step_costs) >= MIN_OWN_SAMPLES
+            if est.decisions % every == 0 and not (speculating and own):
                 return Decision(not speculating, f"probing the other mode ({why})")
             label = "speculative" if speculating else "plain"
             return Decision(speculating, f"{label} ({why})")
@@ -310,11 +377,16 @@ class AdaptivePolicy(SchedulingPolicy):
             return  # no decode step (one-token request, or an engine that does not count)
         spec = completion.speculative
         seconds = metrics.wall_time_s - metrics.prefill_time_s
+        own = draft_step_cost(metrics) if spec else None
         with self._lock:
             est = self._engines.setdefault(engine_id, _Estimate())
             est.samples[spec] += 1
             if spec:
-                est.spec_counts.append((steps + metrics.num_accepted_tokens, steps))
+                est.spec_counts.append(
+                    (steps + metrics.num_accepted_tokens, steps, metrics.num_drafts)
+                )
+            if own is not None:
+                est.draft_step_costs.append(own)
             if seconds > 0:
                 est.add_step_time(spec, seconds / steps)
 
@@ -325,6 +397,11 @@ class AdaptivePolicy(SchedulingPolicy):
                     "speculating": est.speculating,
                     "tokens_per_step": est.tokens_per_step(),
                     "cost_ratio": est.cost_ratio(),
+                    "cost_ratio_from": (
+                        "own plain steps"
+                        if len(est.draft_step_costs) >= MIN_OWN_SAMPLES
+                        else "neighbouring requests"
+                    ),
                     "gain": est.gain(),
                     "samples": {"speculative": est.samples[True], "plain": est.samples[False]},
                 }

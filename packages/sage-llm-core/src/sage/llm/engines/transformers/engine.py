@@ -322,6 +322,8 @@ class TransformersEngine:
                 t2 = clock()
                 metrics.draft_time_s += t1 - t0
                 metrics.verify_time_s += t2 - t1
+                if not draft:
+                    metrics.plain_verify_time_s += t2 - t1
                 metrics.record_step(len(draft), verdict.num_accepted)
                 tokens = verdict.tokens
 

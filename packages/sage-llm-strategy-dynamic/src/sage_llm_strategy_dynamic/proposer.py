@@ -87,14 +87,6 @@ class DynamicProposer:
         self._recent: _Pending | None = None  # the latest proposal, resolved or not
         self.chosen: list[int] = []  # k per step of the current request (for reports/tests)
         self._probe_draft_s: float | None = None  # a model draft's probe: its drafting time
-        self._drafted_last_step = False
-        """The draft ran at the previous step, so it has (nearly) everything committed cached
-        and this step's drafting time is drafting alone. After plain steps, or at a request's
-        start, the draft first reads every token it missed (the whole prompt at the start):
-        that time belongs to switching speculation on (a probe's measured loss), not to the
-        cost per drafted token. Counting it there made one catching-up probe of 0.9 s per
-        token stand for a draft that costs 0.13 s per token, so speculation never looked
-        worth it again, even where fixed k=5 ran 1.12x of plain (docs/benchmarks.md)."""
 
     # -- outside control --------------------------------------------------------------------
 
@@ -124,7 +116,6 @@ class DynamicProposer:
         self._proposed_at = self._verified_at = None
         self._last = None
         self._recent = None
-        self._drafted_last_step = False
         self.chosen = []
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
@@ -151,11 +142,10 @@ class DynamicProposer:
             if k > 0:
                 proposal = self._draft(context_ids, k)
                 drafting = self.clock() - now
-                if self._drafted_last_step:
+                if self._drafted_last_step():
                     controller.costs.observe_draft(len(proposal), drafting)
                 if controller.probing:
                     self._probe_draft_s = drafting
-            self._drafted_last_step = k > 0
         self.chosen.append(k)
         tokens = list(proposal.token_ids[:k])
         probs = proposal.draft_probs
@@ -192,6 +182,16 @@ class DynamicProposer:
         self._verified_at = self.clock()
 
     # -- helpers ----------------------------------------------------------------------------
+
+    def _drafted_last_step(self) -> bool:
+        """The draft ran at the previous step, so it has (nearly) everything committed cached
+        and this step's drafting time is drafting alone. After plain steps, or at a request's
+        start, the draft first reads every token it missed (the whole prompt at the start):
+        that time belongs to switching speculation on (a probe's measured loss), not to the
+        cost per drafted token. Counting it there made one catching-up probe of 0.9 s per
+        token stand for a draft that costs 0.13 s per token, so speculation never looked
+        worth it again, even where fixed k=5 ran 1.12x of plain (docs/benchmarks.md)."""
+        return bool(self.chosen) and self.chosen[-1] > 0
 
     def _draft(self, context_ids: Sequence[int], k: int) -> Proposal:
         proposal = self.inner.propose(context_ids, k)

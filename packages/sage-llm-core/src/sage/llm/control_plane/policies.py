@@ -203,6 +203,11 @@ class _Estimate:
         steps = sum(s for _, s, _ in self.spec_counts)
         return sum(d for _, _, d in self.spec_counts) / steps if steps else 1.0
 
+    def measures_own_steps(self) -> bool:
+        """Enough speculative requests timed their own plain steps (:data:`MIN_OWN_SAMPLES`):
+        ``r`` comes from them, and speculative requests alone measure both ``E`` and ``r``."""
+        return len(self.draft_step_costs) >= MIN_OWN_SAMPLES
+
     def cost_ratio(self) -> float | None:
         """Time of a speculative request's step over a plain request's, at least 1 (a pass over
         1 + k tokens plus drafting is never cheaper than a pass over 1; a lower reading is
@@ -212,7 +217,7 @@ class _Estimate:
         a proposal (``rho``, in plain steps), pooled with the window's share of such steps:
         ``1 + share * (rho - 1)``, the same pooling as the tokens per step. Otherwise the
         median of paired ratios of neighbouring requests."""
-        if len(self.draft_step_costs) >= MIN_OWN_SAMPLES:
+        if self.measures_own_steps():
             rho = max(1.0, statistics.median(self.draft_step_costs))
             return 1.0 + self.draft_share() * (rho - 1.0)
         return max(1.0, statistics.median(self.ratios)) if self.ratios else None
@@ -252,7 +257,7 @@ class _Estimate:
             se = statistics.stdev(residuals) / (mean_steps * n**0.5)
             rel2 += (se / tokens) ** 2
         own, m = self.draft_step_costs, len(self.ratios)
-        if len(own) >= MIN_OWN_SAMPLES:  # a median's error, scaled by the share it weighs in
+        if self.measures_own_steps():  # a median's error, scaled by the share it weighs in
             ratio = self.cost_ratio() or 1.0
             se_rho = 1.2533 * statistics.stdev(own) / len(own) ** 0.5
             rel2 += (self.draft_share() * se_rho / ratio) ** 2
@@ -364,8 +369,7 @@ class AdaptivePolicy(SchedulingPolicy):
                 every = min(every, EARLY_PROBE_EVERY)
             # While speculating on an engine whose requests measure their own plain steps,
             # speculative requests measure both E and r: a plain request would teach nothing.
-            own = len(est.draft_step_costs) >= MIN_OWN_SAMPLES
-            if est.decisions % every == 0 and not (speculating and own):
+            if est.decisions % every == 0 and not (speculating and est.measures_own_steps()):
                 return Decision(not speculating, f"probing the other mode ({why})")
             label = "speculative" if speculating else "plain"
             return Decision(speculating, f"{label} ({why})")
@@ -398,9 +402,7 @@ class AdaptivePolicy(SchedulingPolicy):
                     "tokens_per_step": est.tokens_per_step(),
                     "cost_ratio": est.cost_ratio(),
                     "cost_ratio_from": (
-                        "own plain steps"
-                        if len(est.draft_step_costs) >= MIN_OWN_SAMPLES
-                        else "neighbouring requests"
+                        "own plain steps" if est.measures_own_steps() else "neighbouring requests"
                     ),
                     "gain": est.gain(),
                     "samples": {"speculative": est.samples[True], "plain": est.samples[False]},

@@ -230,3 +230,141 @@ def test_the_draft_proposer_gets_the_margin_and_a_lookup_does_not() -> None:
         MODEL_DRAFT_MARGIN
     )
     assert DynamicProposer(Inner(), LookaheadController(0, 4), cheap=True).controller.margin == 0
+
+
+# -- a model draft: probe depth, priced switch-on, expected probe loss ----------------------
+
+# The 1.5B target with the 0.5B draft on a 2-core CPU (docs/benchmarks.md, draft traces): a
+# verify pass of 2+ tokens costs about 1.9 plain steps, a drafted token 0.4.
+STEEP = [1.0, 1.86, 1.90, 1.91, 1.93, 1.95, 1.97, 2.0, 2.0, 2.0, 2.0]
+
+
+def model_draft(max_tokens: int = 10, profile: list[float] = STEEP) -> LookaheadController:
+    from sage_llm_strategy_dynamic.controller import MODEL_DRAFT_MARGIN
+
+    c = LookaheadController(0, max_tokens, profile=profile)
+    for n in range(1, max_tokens + 2):
+        c.costs.observe_pass(n, profile[n - 1])
+    c.costs.observe_draft(1, 0.4)
+    c.margin = MODEL_DRAFT_MARGIN
+    return c
+
+
+def test_a_probe_drafts_the_depth_that_pays_soonest() -> None:
+    """With a steep first verify step one drafted token never pays, so a one-token probe (the
+    depth pessimistic estimates prefer) could never show that a deep draft does."""
+    c = model_draft()
+    depth = c.probe_depth(range(1, 11))
+    assert depth is not None
+    assert 3 <= depth <= 8
+    assert c.scores(10)[1] == max(v for k, v in c.scores(10).items() if k > 0)  # 1 looks best
+    c.costs.observe_draft(1, 100.0)  # a draft far slower than the target cannot pay at all
+    for _ in range(30):
+        c.costs.observe_draft(1, 10.0)
+    assert c.probe_depth(range(1, 11)) is None
+    assert all(c.choose(10) == 0 for _ in range(200)), "no probe when nothing could pay"
+
+
+def test_expected_probe_loss_is_a_line_through_measured_losses() -> None:
+    c = model_draft()
+    assert c.expected_probe_loss(50) is None  # nothing measured: the first probe is free
+    plain = c.costs.step_cost(0)
+    c.observe_probe(0.4 + plain, 5, 0, catch_up=10)  # lost 0.4 s, reading 10 tokens
+    assert c.expected_probe_loss(10) == pytest.approx(0.4)
+    assert c.expected_probe_loss(100) == pytest.approx(0.4)  # one read: no slope yet
+    c.observe_probe(0.6 + plain, 5, 0, catch_up=60)  # 0.2 s more for 50 more tokens
+    assert c.expected_probe_loss(1060) == pytest.approx(0.6 + 0.004 * 1000, rel=1e-6)
+    c.observe_probe(0.0, 5, 5, catch_up=10)  # a probe that gained pays the credit back
+    assert c.probe_loss is not None
+    assert c.probe_loss < 0.6
+
+
+def test_switching_a_draft_on_waits_until_its_catching_up_is_paid_for() -> None:
+    """The estimates say speculate, but the draft must first read what it missed: a short read
+    is paid for at once, a long one (a long prompt's) only from enough credit."""
+    c = model_draft()
+    plain = c.costs.step_cost(0)
+    c.observe_probe(0.3 + plain, 5, 0, catch_up=20)
+    c.observe_probe(1.5 + plain, 5, 0, catch_up=320)  # 4 ms per token read
+    c._credit = 0.5  # what a quiet stretch of plain decoding earned
+    for _ in range(20):
+        c.observe(10, 10)  # the draft looks perfect now
+    assert c.choose(10, catch_up=1000) == 0  # 4.2 s to read first: not yet
+    k = c.choose(10, catch_up=8)
+    assert k > 0
+    assert c.probing
+    c.observe(k, k)
+    assert c.choose(10) > 0  # caught up: goes on speculating without asking again
+
+
+def test_only_a_probe_that_paid_shortens_the_schedule() -> None:
+    def after(seconds_lost: float) -> int:
+        c = model_draft()
+        c._probe_every = 32
+        c._probing = True
+        c.observe_probe(seconds_lost + 3 * c.costs.step_cost(0), 5, 2, catch_up=4)
+        c.observe(5, 2)
+        return c._probe_every
+
+    assert after(-0.1) == 4  # two tokens accepted and the probe gained: look again soon
+    assert after(0.5) == 32  # two tokens accepted but it lost: the schedule stands
+
+
+def test_a_model_draft_switches_on_when_it_turns_good() -> None:
+    """A regime change for a model draft: nothing is accepted for 400 steps, then everything.
+    Probes, priced as measured (the draft reads 13 ms of prompt per token, a failed probe
+    loses about three plain steps), stay within the budget while the draft is bad, and find
+    it once it is good; after that it speculates on its own, without probing."""
+    from sage_llm_strategy_dynamic.controller import PROBE_BUDGET
+
+    c = model_draft()
+    plain = c.costs.step_cost(0)
+    on_at, missed, bad_probes, failed_loss = None, 60, 0, []  # 60: the prompt
+    for step in range(3000):
+        good = step >= 400
+        read_first = missed
+        k = c.choose(10, catch_up=read_first)
+        probe = c.probing
+        missed = 0 if k else missed + 1
+        if not k:
+            continue
+        accepted = k if good else 0
+        if probe:  # what it took: reading what it missed, drafting, verifying
+            seconds = c.costs.step_cost(k) + 0.013 * plain * read_first
+            c.observe_probe(seconds, k, accepted, catch_up=read_first)
+            if not good:
+                bad_probes += 1
+                failed_loss.append(seconds - plain)
+        elif good and on_at is None:
+            on_at = step
+        c.observe(k, accepted)
+    assert failed_loss
+    assert min(failed_loss) > 2.5 * plain
+    # the first probe is free (nothing measured yet), the rest come out of the budget
+    assert 1 < bad_probes <= 1 + 400 * PROBE_BUDGET * plain / min(failed_loss) + 1
+    assert on_at is not None
+    assert c.choose(10) > 0
+    assert not c.probing
+
+
+def test_an_unmeasured_pass_size_lies_between_measured_ones() -> None:
+    costs = StepCosts(11)
+    costs.observe_pass(1, 1.0)
+    costs.observe_pass(11, 2.0)
+    assert costs.pass_cost(6) == pytest.approx(1.5)  # not the 1-token pass's 1.0
+    costs.observe_pass(2, 1.8)
+    assert costs.pass_cost(6) == pytest.approx(1.8 + 0.2 * 4 / 9)
+    assert StepCosts(11).pass_cost(3) == 1.0  # nothing measured: all alike
+
+
+def test_a_costly_proposer_times_a_plain_step_first() -> None:
+    """Nothing measured yet and acceptance looks perfect: a model draft still starts with one
+    plain step (its time is what every depth is weighed against); a lookup does not."""
+    draft, lookup = LookaheadController(0, 10), LookaheadController(0, 10)
+    for c in (draft, lookup):
+        for _ in range(5):
+            c.observe(10, 10)
+    assert lookup.choose(10, learns_when_off=True) > 0
+    assert draft.choose(10, catch_up=30) == 0
+    draft.costs.observe_pass(1, 0.3)
+    assert draft.choose(10, catch_up=31) > 0  # measured: now it may switch on

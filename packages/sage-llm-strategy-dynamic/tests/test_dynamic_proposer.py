@@ -44,7 +44,7 @@ class Scripted(LookaheadController):
         self.script = list(script)
         self.step = 0
 
-    def choose(self, limit: int, *, learns_when_off: bool = False) -> int:
+    def choose(self, limit: int, *, learns_when_off: bool = False, catch_up: int = 0) -> int:
         k = self.script[self.step % len(self.script)]
         self.step += 1
         return min(k, limit)

@@ -87,8 +87,14 @@ per request, still at 0.81x-0.88x (docs/benchmarks.md). 2% leaves room within th
 category may lose to the better of plain decoding and the best fixed k."""
 
 PROBE_CREDIT_LIMIT: Final = 2.0
-"""The credit never exceeds what two probes lose on average: a long stretch of plain decoding
-must not pay for a burst of probes later."""
+"""The credit never exceeds what two probes lose on average (at least two plain steps, and at
+least twice what the next probe is expected to lose, which grows with what the draft must
+read first): a long stretch of plain decoding must not pay for a burst of probes later, and
+a probe that is pricier than usual must still come within reach."""
+
+LOSS_MEMORY: Final = 0.8
+"""Each probe discounts what earlier probes taught about probe losses by this factor (about
+five probes remembered), as :data:`MEMORY` does for acceptance."""
 
 MODEL_DRAFT_MARGIN: Final = 0.05
 """A model draft speculates only when the chosen k is expected to be at least 5% faster than
@@ -106,10 +112,30 @@ PROBE_LAST: Final = 64
 """With speculation off and no other way to learn (a proposer that is costly to run in the
 shadow), probe once after 4 plain steps, then after 8, 16, ... at most every 64 steps (and no
 more often than :data:`PROBE_BUDGET` allows): a bounded price for noticing that proposals
-became good again. A probe that gets a token accepted raises the estimates (speculation resumes
-as soon as they make it pay) and resets the interval to 4. It used to be followed by another
+became good again. A promising probe raises the estimates (speculation resumes as soon as they
+make it pay) and resets the interval to 4: one that paid for itself, or, when the caller does
+not time probes, one that got a token accepted. It used to be followed by another
 probe at once; with the 0.5B draft at 50-70% acceptance that chained into speculating nearly
-every step where the cost model said not to (docs/benchmarks.md)."""
+every step where the cost model said not to (docs/benchmarks.md).
+
+A probe asks "would speculating pay now?", so it drafts the depth at which speculation pays
+at the lowest acceptance (:meth:`LookaheadController.probe_depth`, from the measured costs),
+not the depth the current, pessimistic estimates prefer: those pick one token, and a one-token
+probe cannot show that a deep draft pays. With the 1.5B target and the 0.5B draft on this CPU
+(a 2-token verify pass costs 1.9 plain steps) one token never pays, and the one-token probes
+never switched the draft on where fixed k=8 ran 1.15x of plain (math_reasoning, replay of the
+draft traces in docs/benchmarks.md). Where even full acceptance cannot pay at any depth, no
+probe is made.
+
+Switching a model draft on is priced like a probe: the draft first reads every token it
+missed (a whole prompt at a request's start), so a step that would switch it on waits for the
+credit to cover what that is expected to lose. The expected loss is measured: a line through
+the probes' losses against the tokens their draft had to read (:meth:`expected_probe_loss`). A
+draft's reading a 1,000-token prompt (4.6 s for the 0.5B draft here, 14 plain steps) costs more
+than 96 tokens of speculation can gain on this CPU, so such requests stay plain; a short
+prompt's few tenths of a second are quickly paid for where the draft is good. A probe that
+paid for itself (it gained) lets the next one come on any positive credit: the budget widens
+exactly where the draft was just found good, and closes again at the first probe that loses."""
 
 
 BATCH_BAND_GROWTH: Final = 4
@@ -260,7 +286,12 @@ class StepCosts:
             return self.profile[tokens - 1] * scale
         if not observed:
             return 1.0
-        return min(observed, key=lambda nm: (abs(nm[0] - tokens), nm[0]))[1]
+        below = [nm for nm in observed if nm[0] < tokens]
+        above = [nm for nm in observed if nm[0] > tokens]
+        if below and above:  # between two measured sizes: on the line between them
+            (n0, m0), (n1, m1) = below[-1], above[0]
+            return m0 + (m1 - m0) * (tokens - n0) / (n1 - n0)
+        return (below[-1] if below else above[0])[1]
 
     def step_cost(self, k: int) -> float:
         return self.pass_cost(1 + k) + self.draft_per_token * k + self.overhead
@@ -310,7 +341,12 @@ class LookaheadController:
         draft sets :data:`MODEL_DRAFT_MARGIN`; a cheap lookup needs none)."""
         self.probe_loss: float | None = None
         """Running mean of the seconds a probe lost against plain decoding of the tokens it
-        committed (drafting, the draft catching up, verifying), measured."""
+        committed (drafting, the draft catching up, verifying), measured; negative when
+        probes gained."""
+        self._loss_sums = [0.0] * 5  # discounted sums: 1, n, n^2, loss, n * loss
+        self._probe_paid: bool | None = None  # the pending probe's measured verdict
+        self._last_probe_paid = False
+        self._plain_first = True
         self._run_hits = 0.0  # discounted acceptance of position 1 across requests
         self._run_trials = 0.0
 
@@ -365,8 +401,12 @@ class LookaheadController:
         self.states[self.state if state is None else state].observe(tested, accepted, first)
         if self._probing and first == 0:
             self._probing = False
-            if accepted > 0:  # promising: back to the shortest interval; the verdict itself
-                # raised the estimates, so if speculating now pays, choose() switches it on
+            # Promising: back to the shortest interval. The verdict itself raised the
+            # estimates, so if speculating now pays, choose() switches it on. A probe whose
+            # time was measured is promising when it paid for itself; otherwise, when a
+            # token was accepted.
+            paid, self._probe_paid = self._probe_paid, None
+            if (accepted > 0) if paid is None else paid:
                 self._probe_every = PROBE_FIRST
                 self._off_steps = 0
         if first == 0:
@@ -378,18 +418,66 @@ class LookaheadController:
         """The last :meth:`choose` was a probe (its verdict is still to come)."""
         return self._probing
 
-    def observe_probe(self, seconds: float, k: int, accepted: int) -> None:
-        """A probe of ``k`` tokens took ``seconds`` in all (the draft catching up, drafting,
-        verifying) and got ``accepted`` of them accepted: spend what it lost against plain
-        decoding of the ``1 + accepted`` tokens it committed."""
+    def observe_probe(self, seconds: float, k: int, accepted: int, catch_up: int = 0) -> None:
+        """A probe of ``k`` tokens took ``seconds`` in all (the draft first reading the
+        ``catch_up`` tokens it missed, drafting, verifying) and got ``accepted`` of them
+        accepted: spend what it lost against plain decoding of the ``1 + accepted`` tokens it
+        committed. A probe that gained pays the credit back."""
         if not math.isfinite(seconds) or seconds < 0 or k < 1:
             return
-        loss = max(0.0, seconds - (1 + min(accepted, k)) * self.costs.step_cost(0))
+        loss = seconds - (1 + min(accepted, k)) * self.costs.step_cost(0)
         self._credit -= loss
+        self._probe_paid = self._last_probe_paid = loss <= 0.0
         if self.probe_loss is None:
             self.probe_loss = loss
         else:
             self.probe_loss += COST_SMOOTHING * (loss - self.probe_loss)
+        n = float(max(0, catch_up))
+        sums = [v * LOSS_MEMORY for v in self._loss_sums]
+        for i, v in enumerate((1.0, n, n * n, loss, n * loss)):
+            sums[i] += v
+        self._loss_sums = sums
+
+    def expected_probe_loss(self, catch_up: int) -> float | None:
+        """Seconds a probe that must first read ``catch_up`` missed tokens is expected to
+        lose: the least-squares line through past probes' losses against their catching-up
+        (its slope at least 0). While they all read about as many tokens, one point says
+        nothing of how reading scales: their mean loss, until a probe that reads a different
+        number fixes the line. (Scaling one probe's loss with the read would take its fixed
+        part, drafting and verifying, for reading: in a long request, where the draft falls
+        further behind every step, no probe would ever be affordable again.)
+        ``None`` before the first probe."""
+        s0, s1, s2, sy, sny = self._loss_sums
+        if s0 == 0.0:
+            return None
+        spread = s0 * s2 - s1 * s1
+        if spread > s0 * s0:  # the reads differ by more than a token: fit the line
+            slope = max(0.0, (s0 * sny - s1 * sy) / spread)
+            return (sy - slope * s1) / s0 + slope * catch_up
+        return sy / s0
+
+    def probe_depth(self, candidates: Sequence[int]) -> int | None:
+        """The depth among ``candidates`` that pays at the lowest acceptance (the same at
+        every position), with the costs measured so far; ``None`` when none would pay even if
+        every drafted token were accepted."""
+        plain = self.costs.step_cost(0)
+        best: tuple[float, int] | None = None
+        for k in candidates:
+            if k <= 0:
+                continue
+            need = (1.0 + self.margin) * self.costs.step_cost(k) / plain  # E(k) to break even
+            if k + 1 <= need:
+                continue
+            lo, hi = 0.0, 1.0
+            for _ in range(30):  # E(k) grows with the acceptance: bisect for the break-even
+                mid = (lo + hi) / 2
+                if expected_tokens([mid] * k, k) < need:
+                    lo = mid
+                else:
+                    hi = mid
+            if best is None or hi < best[0]:
+                best = (hi, k)
+        return None if best is None else best[1]
 
     # -- the decision -----------------------------------------------------------------------
 
@@ -412,28 +500,60 @@ class LookaheadController:
             for k in self.candidates(limit)
         }
 
-    def choose(self, limit: int, *, learns_when_off: bool = False) -> int:
+    def choose(self, limit: int, *, learns_when_off: bool = False, catch_up: int = 0) -> int:
         """The ``k`` for this step. ``learns_when_off``: the caller keeps observing proposals
-        while speculation is off (from committed tokens), so no probe is needed."""
+        while speculation is off (from committed tokens), so no probe is needed. ``catch_up``:
+        the tokens a costly proposer must read before it can propose (it did not run at the
+        previous step); switching it on is then a probe (see :data:`PROBE_FIRST`)."""
         scores = self.scores(limit)
+        if self._plain_first and not learns_when_off and 0 in scores:
+            # A costly proposer's first step is plain, once: every choice is weighed against
+            # a plain step's time, and an unmeasured one is guessed from the sizes that were
+            # measured, all dearer (speculating from the first step, a 1.5B target with its
+            # 0.5B draft never timed a plain step and took 2-token passes, at 1.7 plain steps
+            # each, for cheap; replay of the draft traces, docs/benchmarks.md).
+            self._plain_first = False
+            if self.costs.mean[1] is None and self.costs.profile is None:
+                self._last = 0
+                return 0
         best = max(scores, key=lambda k: (scores[k], -k))
         if self._last in scores and scores[self._last] * (1.0 + HYSTERESIS) >= scores[best]:
             best = self._last
         if best > 0 and 0 in scores and scores[best] < scores[0] * (1.0 + self.margin):
             best = 0  # not clearly worth it for a proposer whose costs are hard to predict
-        if best == 0 and len(scores) > 1 and not learns_when_off:
+        if learns_when_off or len(scores) == 1 or 0 not in scores:
+            self._last = best
+            return best
+        switching_on = best > 0 and catch_up > 0
+        if best == 0 or switching_on:
             self._off_steps += 1
-            self._credit += PROBE_BUDGET * self.costs.step_cost(0)
-            if self.probe_loss is not None:
-                self._credit = min(self._credit, PROBE_CREDIT_LIMIT * self.probe_loss)
-            due = self.probe_loss is None or self._credit >= self.probe_loss
-            if self._off_steps >= self._probe_every and due:
-                self._off_steps = 0
-                self._probe_every = min(PROBE_LAST, self._probe_every * 2)
-                best = max((k for k in scores if k > 0), key=lambda k: (scores[k], -k))
-                self._probing = True
-                return best  # a probe does not become the new "last" choice
-        elif best > 0:
+            plain = self.costs.step_cost(0)
+            self._credit += PROBE_BUDGET * plain
+            expected = self.expected_probe_loss(catch_up)
+            if self.probe_loss is not None and expected is not None:
+                cap = PROBE_CREDIT_LIMIT * max(self.probe_loss, plain, expected)
+                self._credit = min(self._credit, cap)
+            # After a probe that paid for itself the next one may follow on any credit: where
+            # the draft has just turned good, waiting for the losses of its bad spell to be
+            # paid off again would keep it off for hundreds of steps.
+            due = (
+                expected is None
+                or self._credit >= expected
+                or (self._last_probe_paid and self._credit >= 0.0)
+            )
+            if switching_on:  # the estimates say speculate: as soon as it is paid for
+                if not due:
+                    best = 0
+            elif self._off_steps >= self._probe_every and due:
+                depth = self.probe_depth([k for k in scores if k > 0])
+                if depth is not None:
+                    self._off_steps = 0
+                    self._probe_every = min(PROBE_LAST, self._probe_every * 2)
+                    self._probing = True
+                    return depth  # a probe does not become the new "last" choice
+            if best > 0:
+                self._probing = True  # its loss is measured as a probe's
+        if best > 0:
             self._off_steps = 0
             self._probe_every = PROBE_FIRST
         self._last = best

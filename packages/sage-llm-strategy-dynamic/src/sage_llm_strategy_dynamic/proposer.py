@@ -87,6 +87,8 @@ class DynamicProposer:
         self._recent: _Pending | None = None  # the latest proposal, resolved or not
         self.chosen: list[int] = []  # k per step of the current request (for reports/tests)
         self._probe_draft_s: float | None = None  # a model draft's probe: its drafting time
+        self._probe_catch_up = 0  # ... and the tokens its draft had to read first
+        self._draft_seen = 0  # len(context) when a model draft last ran in this request
 
     # -- outside control --------------------------------------------------------------------
 
@@ -95,8 +97,12 @@ class DynamicProposer:
         self.controller.set_cap(cap)
 
     def set_clock(self, clock: Callable[[], float]) -> None:
-        """Measure step times with ``clock`` (a replay passes its simulated clock)."""
+        """Measure step times with ``clock`` (a replay passes its simulated clock, which an
+        inner proposer that takes one, a replayed draft model, advances by its own time)."""
         self.clock = clock
+        set_inner = getattr(self.inner, "set_clock", None)
+        if callable(set_inner):
+            set_inner(clock)
 
     def set_cost_profile(self, seconds_by_pass: Sequence[float]) -> None:
         """Seconds of a verify pass of ``1, 2, ...`` tokens, measured elsewhere (a trace)."""
@@ -117,6 +123,7 @@ class DynamicProposer:
         self._last = None
         self._recent = None
         self.chosen = []
+        self._draft_seen = 0
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
         now = self.clock()
@@ -136,16 +143,18 @@ class DynamicProposer:
                 self._pending.append(item)
                 self._recent = item
         else:
-            k = controller.choose(max_tokens)
+            catch_up = 0 if self._drafted_last_step() else len(context_ids) - self._draft_seen
+            k = controller.choose(max_tokens, catch_up=catch_up)
             proposal = _EMPTY
             self._probe_draft_s = None
             if k > 0:
                 proposal = self._draft(context_ids, k)
+                self._draft_seen = len(context_ids)
                 drafting = self.clock() - now
                 if self._drafted_last_step():
                     controller.costs.observe_draft(len(proposal), drafting)
                 if controller.probing:
-                    self._probe_draft_s = drafting
+                    self._probe_draft_s, self._probe_catch_up = drafting, catch_up
         self.chosen.append(k)
         tokens = list(proposal.token_ids[:k])
         probs = proposal.draft_probs
@@ -165,7 +174,10 @@ class DynamicProposer:
             self.controller.costs.observe_pass(1 + num_proposed, now - self._proposed_at)
             if self._probe_draft_s is not None:  # what this probe cost, catching up included
                 self.controller.observe_probe(
-                    self._probe_draft_s + now - self._proposed_at, num_proposed, num_accepted
+                    self._probe_draft_s + now - self._proposed_at,
+                    num_proposed,
+                    num_accepted,
+                    self._probe_catch_up,
                 )
                 self._probe_draft_s = None
             self.controller.observe(num_proposed, num_accepted)

@@ -159,3 +159,24 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         from sage_llm_strategy_dynamic.proposer import build_proposer
 
         return build_proposer(self, context)
+
+    def wrap_proposer(self, inner: Proposer, *, cheap: bool = False) -> Proposer:
+        """This strategy's controller (``min_tokens``, ``max_tokens``) around any proposer.
+
+        For a proposer that is not ``cheap`` (a model: drafting costs time per token) the
+        controller applies the model-draft margin and probes while off; a proposer with an
+        early stop (a ``confidence_threshold`` attribute, as the draft model's) gets the
+        strategy's threshold, exactly as with ``draft_model_id``. ``cheap=True`` is for
+        lookups (see :func:`~sage_llm_strategy_dynamic.proposer.wrap`). The replay of recorded
+        draft traces runs the strategy this way around its replayed draft.
+        """
+        from sage_llm_strategy_dynamic.controller import LookaheadController
+        from sage_llm_strategy_dynamic.proposer import DynamicProposer
+
+        stops_early = not cheap and hasattr(inner, "confidence_threshold")
+        return DynamicProposer(
+            inner,
+            LookaheadController(self.min_tokens, self.max_tokens),
+            cheap=cheap,
+            confidence_threshold=self.confidence_threshold if stops_early else 0.0,
+        )

@@ -24,6 +24,7 @@ Run ``python -m sage.llm.bench.replay --help``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 from collections import defaultdict
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sage.llm.bench.draft_traces import TracedDraft
 from sage.llm.bench.traces import CostTable, Trace, TraceSet, common_prefix
 from sage.llm.proposer import Proposal, Proposer
 
@@ -42,6 +44,12 @@ EMA_WEIGHT = 0.3
 EMA_TIERS = ((0.8, 1.0), (0.5, 0.5), (0.2, 0.25))
 """``ema-tiers``: acceptance-rate thresholds and the fraction of ``max_k`` they allow; below
 the last threshold one token (or none when the policy may switch off)."""
+
+HF_ASSISTED_TOKENS = 20
+HF_ASSISTED_CONFIDENCE = 0.4
+"""transformers' assisted generation left at its defaults (``num_assistant_tokens=20``,
+constant schedule, ``assistant_confidence_threshold=0.4``): the ``hf-assisted:default`` column
+of a draft-model replay. Passes larger than the measured table cost what its largest does."""
 
 UCB_EXPLORATION = 0.5
 """UCB1's exploration weight on rewards normalised to a plain step's speed (1.0)."""
@@ -123,6 +131,12 @@ class Fixed:
     def on_verified(self, num_proposed: int, num_accepted: int) -> None:
         self.inner.on_verified(num_proposed, num_accepted)
 
+    def set_clock(self, clock: SimClock) -> None:
+        """Pass the replay's clock on (a traced draft charges its time to it)."""
+        set_inner = getattr(self.inner, "set_clock", None)
+        if callable(set_inner):
+            set_inner(clock)
+
 
 class HfHeuristic(Fixed):
     """transformers' ``num_assistant_tokens_schedule="heuristic"``: +2 if all kept, else -1."""
@@ -196,7 +210,10 @@ class Ucb(Fixed):
 
 
 class Oracle(Fixed):
-    """Proposes exactly the prefix that will be accepted (needs the future: ``set_trace``)."""
+    """Proposes exactly the prefix that will be accepted (needs the future: ``set_trace``).
+
+    Over a traced draft model it also drafts only those tokens (the draft's time for them is
+    still paid): the bound on what choosing ``k`` can gain."""
 
     def __init__(self, inner: Proposer, max_k: int) -> None:
         super().__init__(inner, max_k)
@@ -208,8 +225,13 @@ class Oracle(Fixed):
         self.prompt_len = len(trace.prompt_ids)
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
-        proposal = super().propose(context_ids, max_tokens)
         done = len(context_ids) - self.prompt_len
+        peek = getattr(self.inner, "peek", None)
+        if callable(peek):  # a costly proposer: ask it for the accepted tokens only
+            ahead = peek(context_ids, min(self.k, max_tokens)).token_ids
+            n = common_prefix(ahead, self.truth[done:])
+            return self.inner.propose(context_ids, n) if n else Proposal([])
+        proposal = super().propose(context_ids, max_tokens)
         n = common_prefix(proposal.token_ids, self.truth[done:])
         return Proposal(list(proposal.token_ids[:n]))
 
@@ -246,11 +268,13 @@ def standard_policies(
     inner: Callable[[], Proposer],
     max_k: int,
     strategies: Sequence[str] = (),
+    *,
+    draft: bool = False,
 ) -> dict[str, Callable[[], Proposer | None]]:
-    """plain, fixed-1..max_k, hf-heuristic, ema-tiers, ucb, the strategies, oracle."""
-    from sage.llm import get_strategy
-    from sage.llm.proposer import ProposerContext
+    """plain, fixed-1..max_k, hf-heuristic, ema-tiers, ucb, the strategies, oracle.
 
+    ``draft``: ``inner`` is a traced draft model; the strategies then run around it (their
+    ``wrap_proposer``), and transformers' default assisted generation joins the table."""
     costs = traces.costs
     policies: dict[str, Callable[[], Proposer | None]] = {"plain": lambda: None}
     for k in range(1, max_k + 1):
@@ -258,12 +282,38 @@ def standard_policies(
     policies["hf-heuristic"] = lambda: HfHeuristic(inner(), max_k)
     policies["ema-tiers"] = lambda: EmaTiers(inner(), max_k, allow_off=True)
     policies["ucb"] = lambda: Ucb(inner(), list(range(max_k + 1)), costs)
-    for spec in strategies:
-        policies[spec] = lambda spec=spec: get_strategy(spec).make_proposer(  # type: ignore[misc]
-            ProposerContext()
+    if draft:
+        policies["hf-assisted:default"] = lambda: Fixed(
+            TracedDraft(traces, confidence_threshold=HF_ASSISTED_CONFIDENCE), HF_ASSISTED_TOKENS
         )
+    for spec in strategies:
+        policies[spec] = strategy_policy(spec, inner if draft else None)
     policies["oracle"] = lambda: Oracle(inner(), max_k)
     return policies
+
+
+def strategy_policy(
+    spec: str, draft: Callable[[], Proposer] | None = None
+) -> Callable[[], Proposer | None]:
+    """A strategy's proposer as the engine would build it, or around ``draft`` (a traced draft
+    model) through its ``wrap_proposer``; a fixed-depth strategy (``num_speculative_tokens``)
+    becomes that fixed k over the draft."""
+    from sage.llm import get_strategy
+    from sage.llm.proposer import ProposerContext
+
+    strategy = get_strategy(spec)
+    if draft is None:
+        return lambda: strategy.make_proposer(ProposerContext())
+    wrap = getattr(strategy, "wrap_proposer", None)
+    if callable(wrap):
+        return lambda: wrap(draft())
+    k = getattr(strategy, "num_speculative_tokens", None)
+    if isinstance(k, int) and k > 0:
+        return lambda: Fixed(draft(), k)
+    raise SystemExit(
+        f"strategy {spec!r} can neither run around another proposer (wrap_proposer) nor "
+        "has a fixed num_speculative_tokens: it cannot be replayed over a traced draft"
+    )
 
 
 def summarize(traces: TraceSet, results: dict[str, list[SimResult]]) -> dict[str, Any]:
@@ -341,7 +391,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rec.add_argument("--out", type=Path, required=True)
     rep = sub.add_parser("run", help="replay policies on traces")
     rep.add_argument("traces", type=Path, nargs="+")
-    rep.add_argument("--inner", default="ngram", help="strategy whose proposer is replayed")
+    rep.add_argument(
+        "--inner",
+        default="ngram",
+        help="strategy whose proposer is replayed, or 'draft' for the traces' draft model",
+    )
     rep.add_argument("--max-k", type=int, default=10)
     rep.add_argument("-s", "--strategy", action="append", default=[])
     rep.add_argument(
@@ -352,6 +406,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rep.add_argument("--json", type=Path, default=None)
     rep.add_argument("--plot", type=Path, default=None)
+    drf = sub.add_parser(
+        "record-draft", help="add a draft model's predictions and measured costs to traces"
+    )
+    drf.add_argument("traces", type=Path)
+    drf.add_argument("--draft", required=True, help="draft model: pack name or directory")
+    drf.add_argument("--out", type=Path, required=True)
     chk = sub.add_parser(
         "check", help="simulated vs measured speedup for the methods of a sage-llm bench JSON"
     )
@@ -363,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _record(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "record-draft":
+        return _record_draft(args)
     return _run(args)
 
 
@@ -378,9 +440,12 @@ def _load(paths: Sequence[Path], pass_costs: str | None, max_k: int) -> TraceSet
             ) from None
         if not seconds or min(seconds) <= 0:
             raise SystemExit("--pass-costs needs positive numbers")
-        traces.costs = CostTable(
-            seconds + [seconds[-1]] * (max_k + 1 - len(seconds)),
+        traces.costs = dataclasses.replace(  # the draft's own costs stay as measured
+            traces.costs,
+            pass_seconds=seconds + [seconds[-1]] * (max_k + 1 - len(seconds)),
             prefill_seconds=traces.costs.prefill_seconds * seconds[0] / traces.costs.step(1),
+            overhead_seconds=0.0,
+            machine={},
         )
     return traces
 
@@ -390,10 +455,8 @@ def check(traces: TraceSet, bench: dict[str, Any]) -> list[dict[str, Any]]:
 
     Only the bench's reference-engine methods are replayed (by their strategy spec), on the
     traces of the bench's questions, whose plain outputs must equal the bench's token for
-    token (otherwise the traces are of another model or version, and this says so)."""
-    from sage.llm import get_strategy
-    from sage.llm.proposer import ProposerContext
-
+    token (otherwise the traces are of another model or version, and this says so). A method
+    with a ``draft_model_id`` runs over the traces' draft predictions (record-draft)."""
     records = bench["records"]
     by_id = {t.question_id: t for t in traces.traces}
     plain_out = {r["question_id"]: r["token_ids"] for r in records if r["method"] == "plain"}
@@ -412,9 +475,8 @@ def check(traces: TraceSet, bench: dict[str, Any]) -> list[dict[str, Any]]:
     )
     policies: dict[str, Callable[[], Proposer | None]] = {"plain": lambda: None}
     for spec in methods:
-        policies[spec] = lambda spec=spec: get_strategy(spec).make_proposer(  # type: ignore[misc]
-            ProposerContext()
-        )
+        drafted = "draft_model_id=" in spec
+        policies[spec] = strategy_policy(spec, (lambda: TracedDraft(used)) if drafted else None)
     results = run_policies(used, policies)
     measured: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in records:
@@ -499,15 +561,26 @@ def _run(args: argparse.Namespace) -> int:
     from sage.llm.proposer import ProposerContext
 
     traces = _load(args.traces, args.pass_costs, args.max_k)
-    inner_strategy = get_strategy(args.inner)
+    draft = args.inner == "draft"
+    if draft:
+        try:
+            TracedDraft(traces)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
 
-    def inner() -> Proposer:
-        proposer = inner_strategy.make_proposer(ProposerContext())
-        if proposer is None:
-            raise SystemExit(f"strategy {args.inner!r} has no proposer to replay")
-        return proposer
+        def inner() -> Proposer:
+            return TracedDraft(traces)
 
-    policies = standard_policies(traces, inner, args.max_k, args.strategy)
+    else:
+        inner_strategy = get_strategy(args.inner)
+
+        def inner() -> Proposer:
+            proposer = inner_strategy.make_proposer(ProposerContext())
+            if proposer is None:
+                raise SystemExit(f"strategy {args.inner!r} has no proposer to replay")
+            return proposer
+
+    policies = standard_policies(traces, inner, args.max_k, args.strategy, draft=draft)
     results = run_policies(traces, policies)
     summary = summarize(traces, results)
     columns = [
@@ -518,6 +591,7 @@ def _run(args: argparse.Namespace) -> int:
         "hf-heuristic",
         "ema-tiers",
         "ucb",
+        *(["hf-assisted:default"] if draft else []),
         *args.strategy,
         "oracle",
     ]
@@ -528,6 +602,43 @@ def _run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         shown = ["best-fixed (category)", "hf-heuristic", "ema-tiers", "ucb"]
         plot(summary, [*shown, *args.strategy, "oracle"], args.plot)
+    return 0
+
+
+def _record_draft(args: argparse.Namespace) -> int:
+    from sage.llm.bench.draft_traces import record_draft
+    from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
+    from sage.llm.models import resolve_model
+
+    set_cpu_environment()
+    traces = TraceSet.load(args.traces)
+    dtype = traces.costs.machine.get("dtype", "torch.float32").removeprefix("torch.")
+    # as the draft proposer loads it: the target's dtype, PyTorch's row-major weights
+    model, _ = load_model(
+        str(resolve_model(args.draft)), dtype=dtype, require_tokenizer=False, weight_layout="row"
+    )
+    record_draft(
+        traces,
+        model,
+        args.draft,
+        on_trace=lambda t: print(
+            f"{t.category} {t.question_id}: draft agrees on "
+            f"{sum(d == o for d, o in zip(t.draft_tokens, t.output_ids, strict=True))}"
+            f"/{len(t.output_ids)} positions",
+            flush=True,
+        ),
+    )
+    traces.save(args.out)
+    print(
+        "draft feed costs (s):",
+        dict(
+            zip(
+                traces.costs.draft_feed_tokens,
+                [round(c, 4) for c in traces.costs.draft_feed_seconds],
+                strict=True,
+            )
+        ),
+    )
     return 0
 
 

@@ -34,6 +34,11 @@ class Trace:
     eos_ids: list[int] = field(default_factory=list)
     plain_seconds: float = 0.0
     """Measured wall time of the plain run (prefill included)."""
+    draft_tokens: list[int] = field(default_factory=list)
+    """A draft model's greedy token for each output position, after ``prompt + output[:i]``
+    (:mod:`sage.llm.bench.draft_traces`; empty for lookup-only traces)."""
+    draft_confidence: list[float] = field(default_factory=list)
+    """The draft's probability of each of those tokens (for its confidence stop)."""
 
 
 @dataclass
@@ -45,11 +50,31 @@ class CostTable:
     overhead_seconds: float = 0.0
     """The decoding loop's time per step outside the forward pass, already in ``pass_seconds``."""
     draft_seconds_per_token: float = 0.0
+    """Unused; kept so that trace files written before the draft's feed table still load."""
     machine: dict[str, Any] = field(default_factory=dict)
+    draft_model: str = ""
+    draft_feed_tokens: list[int] = field(default_factory=list)
+    draft_feed_seconds: list[float] = field(default_factory=list)
+    """Measured seconds of one draft forward pass by tokens fed (``draft_feed_tokens``)."""
 
     def step(self, tokens_in_pass: int) -> float:
         index = min(tokens_in_pass, len(self.pass_seconds)) - 1
         return self.pass_seconds[index]
+
+    def draft_feed(self, tokens: int) -> float:
+        """Seconds of a draft pass of ``tokens``: linear between the measured sizes, and on
+        the line through the last two beyond them."""
+        sizes, seconds = self.draft_feed_tokens, self.draft_feed_seconds
+        if not sizes:
+            raise ValueError("no draft feed costs in this table; record-draft first")
+        if tokens <= sizes[0]:
+            return seconds[0]
+        for i in range(1, len(sizes)):
+            if tokens <= sizes[i] or i == len(sizes) - 1:
+                lo, hi = sizes[i - 1], sizes[i]
+                slope = (seconds[i] - seconds[i - 1]) / (hi - lo)
+                return seconds[i - 1] + slope * (tokens - lo)
+        return seconds[0]  # one measured size only
 
 
 @dataclass

@@ -1,0 +1,175 @@
+"""Replay over a traced draft model is exact: the steps, proposals, verdicts and controller
+choices of a live greedy run with the real draft, and the draft's time as the table says."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from sage.llm import get_strategy
+from sage.llm.bench.draft_traces import WRONG_TOKEN, TracedDraft, record_draft
+from sage.llm.bench.replay import Fixed, Oracle, SimClock, run_policies, simulate, summarize
+from sage.llm.bench.traces import CostTable, Trace, TraceSet
+from sage.llm.engines.transformers import TransformersEngine
+from sage.llm.testing.tiny import repetitive_prompt
+from sage_llm_strategy_draft.proposer import DraftModelProposer
+
+MAX_NEW = 40
+PASS = [1.0, 1.3, 1.4, 1.45, 1.5, 1.55, 1.6, 1.65, 1.7]
+
+
+@pytest.fixture(scope="module")
+def engine(target: Any) -> TransformersEngine:
+    return TransformersEngine(target)
+
+
+@pytest.fixture(scope="module")
+def near_draft(target: Any) -> Any:
+    """The target with noise on its weights: often right, sometimes wrong."""
+    noisy = copy.deepcopy(target)
+    g = torch.Generator().manual_seed(11)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.05)
+    return noisy
+
+
+@pytest.fixture(scope="module")
+def traced(engine: TransformersEngine, near_draft: Any) -> TraceSet:
+    traces = []
+    for seed in range(3):
+        prompt = repetitive_prompt(24, seed=seed)
+        result = engine.generate(prompt, max_tokens=MAX_NEW)
+        traces.append(Trace(seed, "c", prompt, result.token_ids, MAX_NEW, [], 0.0))
+    set_ = record_draft(TraceSet("tiny", traces, CostTable(list(PASS))), near_draft, "near")
+    set_.costs.draft_feed_seconds = [0.1 + 0.01 * n for n in set_.costs.draft_feed_tokens]
+    return set_
+
+
+def test_predictions_are_the_drafts_own(traced: TraceSet) -> None:
+    agree = [
+        sum(d == o for d, o in zip(t.draft_tokens, t.output_ids, strict=True))
+        for t in traced.traces
+    ]
+    total = sum(len(t.output_ids) for t in traced.traces)
+    assert 0 < sum(agree) < total, "the noisy draft should be right sometimes, not always"
+    assert all(0.0 < c <= 1.0 for t in traced.traces for c in t.draft_confidence)
+
+
+@pytest.mark.parametrize("k", [1, 3, 6])
+def test_fixed_k_replays_a_live_run_with_the_real_draft(
+    engine: TransformersEngine, near_draft: Any, traced: TraceSet, k: int
+) -> None:
+    live = DraftModelProposer(near_draft, k)
+    replayed = Fixed(TracedDraft(traced), k)
+    for trace in traced.traces:
+        m = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW).metrics
+        sim = simulate(trace, replayed, traced.costs, SimClock())
+        assert (sim.steps, sim.proposed, sim.accepted) == (
+            m.num_steps,
+            m.num_draft_tokens,
+            m.num_accepted_tokens,
+        )
+
+
+def test_confidence_stop_replays_exactly_while_the_draft_is_right(
+    engine: TransformersEngine, target: Any, traced: TraceSet
+) -> None:
+    """The target as its own draft is never wrong, so every confidence is known."""
+    engine_out = [engine.generate(t.prompt_ids, max_tokens=MAX_NEW) for t in traced.traces]
+    own = record_draft(
+        TraceSet("tiny", copy.deepcopy(traced.traces), copy.deepcopy(traced.costs)),
+        target,
+        "self",
+    )
+    threshold = sorted(c for t in own.traces for c in t.draft_confidence)[len(own.traces) * 10]
+    live = DraftModelProposer(target, 6, confidence_threshold=threshold)
+    replayed = Fixed(TracedDraft(own, confidence_threshold=threshold), 6)
+    stopped = 0
+    for trace, plain in zip(own.traces, engine_out, strict=True):
+        m = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW).metrics
+        sim = simulate(trace, replayed, own.costs, SimClock())
+        assert sim.tokens == len(plain.token_ids)
+        assert (sim.steps, sim.proposed, sim.accepted) == (
+            m.num_steps,
+            m.num_draft_tokens,
+            m.num_accepted_tokens,
+        )
+        stopped += m.num_drafts * 6 - m.num_draft_tokens
+    assert stopped > 0, "the threshold should stop some drafts early"
+
+
+def test_dynamic_lookahead_chooses_as_it_does_live(
+    engine: TransformersEngine, near_draft: Any, traced: TraceSet
+) -> None:
+    """The strategy's own controller around the replayed draft (wrap_proposer) makes the
+    choices it makes around the real draft, when both see the same (constant) clock."""
+    strategy = get_strategy("dynamic-lookahead:min_tokens=0,max_tokens=6,confidence_threshold=0")
+    live = strategy.wrap_proposer(DraftModelProposer(near_draft, 6))  # type: ignore[attr-defined]
+    replayed = strategy.wrap_proposer(TracedDraft(traced))  # type: ignore[attr-defined]
+    for proposer in (live, replayed):
+        proposer.set_clock(lambda: 0.0)
+        proposer.set_cost_profile([p / 10 for p in PASS])
+    for trace in traced.traces:
+        m = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW).metrics
+        sim = simulate(trace, replayed, traced.costs, SimClock())
+        assert live.chosen == replayed.chosen
+        assert (sim.steps, sim.proposed, sim.accepted) == (
+            m.num_steps,
+            m.num_draft_tokens,
+            m.num_accepted_tokens,
+        )
+
+
+def test_draft_time_is_charged_with_catching_up() -> None:
+    """Feeding after plain steps (or at the start) is one pass over every missed token; each
+    further drafted token is one 1-token pass."""
+    costs = CostTable([1.0, 1.0, 1.0, 1.0], draft_feed_tokens=[1, 4, 8])
+    costs.draft_feed_seconds = [0.1, 0.4, 0.6]
+    trace = Trace(0, "c", [1, 2, 3], [4, 5, 6, 7, 8, 9], 6, [], 0.0, [4, 5, 9, 7, 8, 9], [1.0] * 6)
+    clock = SimClock()
+    draft = TracedDraft(TraceSet("t", [trace], costs), clock)
+    draft.start(trace.prompt_ids)
+    proposal = draft.propose([1, 2, 3, 4], 3)
+    assert proposal.token_ids == [5, 9, WRONG_TOKEN]  # right, wrong, never judged
+    assert clock.now == pytest.approx(0.4 + 2 * 0.1)  # the whole context, then 2 tokens
+    draft.on_verified(3, 1)
+    clock.now = 0.0
+    assert draft.propose([1, 2, 3, 4, 5, 6], 1).token_ids == [7]
+    assert clock.now == pytest.approx(0.1)  # the cache still held 1..5: one token fed
+    clock.now = 0.0
+    assert draft.propose([1, 2, 3, 4, 5, 6, 7, 8], 2).token_ids == [9, WRONG_TOKEN]
+    assert clock.now == pytest.approx(0.1 + (0.4 - 0.1) / 3 * (2 - 1) + 0.1)  # 2 fed
+    assert costs.draft_feed(16) == pytest.approx(0.6 + 0.05 * 8)  # beyond: the last slope
+
+
+def test_oracle_drafts_only_what_is_accepted(traced: TraceSet) -> None:
+    policies: dict[str, Any] = {
+        "plain": lambda: None,
+        **{f"fixed-{k}": (lambda k=k: Fixed(TracedDraft(traced), k)) for k in range(1, 7)},
+        "dynamic": lambda: get_strategy("dynamic-lookahead:max_tokens=6").wrap_proposer(
+            TracedDraft(traced)
+        ),  # type: ignore[attr-defined]
+        "oracle": lambda: Oracle(TracedDraft(traced), 6),
+    }
+    results = run_policies(traced, policies)
+    table = summarize(traced, results)["speedup"]["overall"]
+    assert all(table[name] <= table["oracle"] + 1e-9 for name in policies)
+    assert all(r.accepted == r.proposed for r in results["oracle"])
+    assert sum(r.accepted for r in results["oracle"]) > 0
+
+
+def test_traces_without_draft_predictions_are_refused(tmp_path: Path, traced: TraceSet) -> None:
+    path = tmp_path / "t.json"
+    traced.save(path)
+    loaded = TraceSet.load(path)
+    assert loaded.traces[0].draft_tokens == traced.traces[0].draft_tokens
+    assert loaded.costs.draft_feed_seconds == traced.costs.draft_feed_seconds
+    for trace in loaded.traces:
+        trace.draft_tokens = []
+    with pytest.raises(ValueError, match="record-draft"):
+        TracedDraft(loaded)

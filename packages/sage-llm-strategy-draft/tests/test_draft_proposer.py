@@ -38,6 +38,29 @@ def test_greedy_proposals_equal_the_draft_models_own_greedy_continuation() -> No
         proposer.on_verified(4, min(keep, 4))
 
 
+def test_each_call_reports_what_it_read_and_what_it_drafted() -> None:
+    """``last_timing``: the first pass reads what the draft missed (the whole context at the
+    start, then only the newly committed tokens), each further token is one pass."""
+    from sage.llm.testing.tiny import repetitive_prompt, tiny_llama
+    from sage_llm_strategy_draft import DraftTiming
+    from sage_llm_strategy_draft.proposer import DraftModelProposer
+
+    proposer = DraftModelProposer(tiny_llama(64, seed=3), 4)
+    ticks = iter(range(1000))
+    proposer.set_clock(lambda: float(next(ticks)))  # one second per reading of the clock
+    context = repetitive_prompt(10, seed=1, vocab_size=64)
+    proposer.start(context)
+    assert proposer.last_timing is None
+    proposal = proposer.propose(context, 4)
+    assert proposer.last_timing == DraftTiming(len(context), 1.0, len(proposal), 1.0)
+    context = [*context, *proposal.token_ids[:2], 7]  # two kept, one token of the target's
+    proposal = proposer.propose(context, 3)
+    timing = proposer.last_timing
+    assert timing is not None
+    assert timing.read_tokens == 1  # the target's token: the kept ones are cached already
+    assert timing.drafted == len(proposal)
+
+
 def test_mismatched_vocabulary_is_refused(tmp_path: Path) -> None:
     from sage.llm.engines.transformers.errors import VocabularyMismatchError
     from sage.llm.proposer import ProposerContext

@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -151,6 +151,42 @@ def test_a_drafts_catching_up_is_not_counted_as_drafting() -> None:
         context = context + [1] * (len(proposal) + 1)
     per_token = proposer.controller.costs.draft_per_token
     assert per_token == pytest.approx(inner.per_token + inner.read / 3, rel=0.01)
+
+
+class Timing(NamedTuple):
+    """Any object with these fields will do (the draft model's is its DraftTiming)."""
+
+    read_tokens: int
+    read_seconds: float
+    drafted: int
+    draft_seconds: float
+
+
+class ReportingDraft(CatchingUpDraft):
+    """The same draft, reporting how each call spent its time (the draft model's last_timing):
+    a first pass that reads what it missed and drafts one token, then a pass per token."""
+
+    def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        missed = max(1, len(context_ids) - self.seen)
+        read = self.read * missed + self.per_token
+        proposal = super().propose(context_ids, max_tokens)
+        rest = self.per_token * (max_tokens - 1)
+        self.last_timing = Timing(missed, read, max_tokens, rest)
+        return proposal
+
+
+def test_a_draft_that_reports_its_timing_is_priced_from_its_first_call() -> None:
+    """With last_timing the cost per drafted token is known from the first call, a probe at a
+    request's start included (before, only from a second drafting step in a row)."""
+    clock = [0.0]
+    inner = ReportingDraft(clock)
+    controller = Scripted(0, 4, [3])
+    proposer = DynamicProposer(inner, controller)
+    proposer.set_clock(lambda: clock[0])
+    context = list(range(200))
+    proposer.start(context)
+    proposer.propose(context, 64)
+    assert controller.costs.draft_per_token == pytest.approx(inner.per_token)
 
 
 # -- losslessness -----------------------------------------------------------------------------

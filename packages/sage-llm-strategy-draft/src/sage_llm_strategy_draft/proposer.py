@@ -14,8 +14,9 @@ seeds it through :meth:`DraftModelProposer.reseed` when a run is seeded.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 from sage.llm.proposing import (
     Proposal,
@@ -29,6 +30,21 @@ from sage.llm.proposing import (
     sample,
     sampling_params,
 )
+
+
+class DraftTiming(NamedTuple):
+    """How one :meth:`DraftModelProposer.propose` spent its time, for a controller that prices
+    drafting (dynamic-lookahead reads it as ``last_timing`` from any proposer that sets it).
+
+    The first forward pass reads every token the draft missed since it last ran (at a
+    request's start the whole prompt) and yields the first drafted token; each further drafted
+    token is one pass of one token. Only those later passes measure what a drafted token
+    costs: the first one's time is mostly reading when the draft has fallen behind."""
+
+    read_tokens: int
+    read_seconds: float
+    drafted: int
+    draft_seconds: float
 
 
 class DraftModelProposer:
@@ -66,6 +82,13 @@ class DraftModelProposer:
         self._cache: Any = None
         self._cached: list[int] = []  # the tokens whose keys/values are in the draft cache
         self._seen = 0  # len(context) at the previous step: that prefix is still committed
+        self.clock: Callable[[], float] = time.perf_counter
+        self.last_timing: DraftTiming | None = None
+        """How the last :meth:`propose` spent its time (``None`` before the first)."""
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Time :attr:`last_timing` with ``clock`` (a wrapper's, so both read the same)."""
+        self.clock = clock
 
     def reseed(self, seed: int) -> None:
         """Make draft sampling reproducible for a seeded run."""
@@ -97,10 +120,12 @@ class DraftModelProposer:
             self.start(context_ids)
         keep = self._sync(context_ids)
         feed = list(context_ids[keep:])
+        read_tokens = len(feed)
         self._seen = len(context_ids)
         greedy = self.sampling.greedy
         tokens: list[int] = []
         rows: list[torch.Tensor] = []
+        start = read_end = self.clock()
         with torch.inference_mode():
             for i in range(k):
                 logits = forward(self.model, feed, self._cache, logits_to_keep=1)[-1]
@@ -112,6 +137,8 @@ class DraftModelProposer:
                     token = int(sample(q, self.generator).item())
                     rows.append(q)
                 tokens.append(token)
+                if i == 0:
+                    read_end = self.clock()
                 if token in self.eos_token_ids or i == k - 1:
                     break  # nothing useful follows an end of sequence
                 if self.confidence_threshold > 0.0:
@@ -119,6 +146,9 @@ class DraftModelProposer:
                     if float(confidence) < self.confidence_threshold:
                         break  # the draft is unsure: the next token is likely rejected
                 feed = [token]
+        self.last_timing = DraftTiming(
+            read_tokens, read_end - start, len(tokens), self.clock() - read_end
+        )
         return Proposal(tokens, None if greedy else torch.stack(rows))
 
     def on_verified(self, num_proposed: int, num_accepted: int) -> None:

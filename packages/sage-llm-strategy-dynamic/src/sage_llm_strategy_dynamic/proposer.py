@@ -16,6 +16,9 @@ What it learns from, all without changing the engine:
 * step times: the engine calls ``propose`` then, after the verify pass, ``on_verified``; the
   time in between is the cost of a pass of ``1 + k`` tokens, the time inside ``propose`` is the
   draft's cost, the time from ``on_verified`` to the next ``propose`` the loop's own overhead.
+  A costly proposer that reports how it spent a call (``last_timing``, as the draft model's
+  ``DraftTiming``: a first pass that reads what it missed, then one pass per further token)
+  gives the cost per drafted token on every call, not only after a drafting step.
 """
 
 from __future__ import annotations
@@ -151,7 +154,11 @@ class DynamicProposer:
                 proposal = self._draft(context_ids, k)
                 self._draft_seen = len(context_ids)
                 drafting = self.clock() - now
-                if self._drafted_last_step():
+                timing = getattr(self.inner, "last_timing", None)
+                if timing is not None:  # the passes after the first: drafting alone
+                    if timing.drafted > 1:
+                        controller.costs.observe_draft(timing.drafted - 1, timing.draft_seconds)
+                elif self._drafted_last_step():
                     controller.costs.observe_draft(len(proposal), drafting)
                 if controller.probing:
                     self._probe_draft_s, self._probe_catch_up = drafting, catch_up

@@ -23,7 +23,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sage.llm.bench.traces import CostTable, Trace, TraceSet, common_prefix
 from sage.llm.proposer import Proposal
@@ -96,6 +96,16 @@ def record_draft(
     return traces
 
 
+class DraftTiming(NamedTuple):
+    """What the draft proposer reports as ``last_timing`` (sage-llm-strategy-draft's
+    ``DraftTiming``): its first pass, reading what it missed, and the passes after it."""
+
+    read_tokens: int
+    read_seconds: float
+    drafted: int
+    draft_seconds: float
+
+
 class TracedDraft:
     """The draft model of a trace set, as a proposer: its greedy tokens, its early stop, its
     cache bookkeeping, and its measured time charged to ``clock`` (see the module doc)."""
@@ -118,6 +128,7 @@ class TracedDraft:
         self.confidence_threshold = confidence_threshold
         self.trace: Trace | None = None
         self._cached: list[int] = []  # tokens in the draft's KV cache
+        self.last_timing: DraftTiming | None = None
 
     def set_clock(self, clock: Callable[[], float]) -> None:
         """The replay's clock (:class:`~sage.llm.bench.replay.SimClock`), which
@@ -159,10 +170,17 @@ class TracedDraft:
         keep = min(common_prefix(self._cached, context_ids), len(context_ids) - 1)
         fed = len(context_ids) - keep
         self._cached = [*context_ids, *proposal.token_ids[:-1]]
-        seconds = self.costs.draft_feed(fed) + (len(proposal) - 1) * self.costs.draft_feed(1)
+        start = self._advance(0.0)
+        read_end = self._advance(self.costs.draft_feed(fed))
+        end = self._advance((len(proposal) - 1) * self.costs.draft_feed(1))
+        self.last_timing = DraftTiming(fed, read_end - start, len(proposal), end - read_end)
+        return proposal
+
+    def _advance(self, seconds: float) -> float:
+        """Spend ``seconds`` on the replay's clock; what the clock reads then (0 without one)."""
         if hasattr(self.clock, "now"):
             self.clock.now += seconds  # type: ignore[union-attr]
-        return proposal
+        return self.clock() if self.clock is not None else 0.0
 
     def on_verified(self, num_proposed: int, num_accepted: int) -> None:
         """The next :meth:`propose` finds what was rejected in the cache bookkeeping."""

@@ -8,7 +8,6 @@ the output distribution with the target's exact one.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -206,14 +205,9 @@ def target() -> Any:
 @pytest.fixture(scope="module")
 def near_draft(target: Any) -> Any:
     """The target plus noise: agrees often but not always, and is unsure now and then."""
-    import torch
+    from sage.llm.testing.tiny import noisy_copy
 
-    noisy = copy.deepcopy(target)
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return noisy
+    return noisy_copy(target, 0.05, seed=7)
 
 
 @pytest.fixture(scope="module")
@@ -350,12 +344,9 @@ def test_sampling_keeps_the_target_distribution(kind: str) -> None:
     if kind == "ngram":
         inner: Any = ngram_inner()
     else:
-        noisy = copy.deepcopy(model)
-        g = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for p in noisy.parameters():
-                p.add_(torch.randn(p.shape, generator=g) * 0.3)
-        inner = draft_inner(noisy, sampling)
+        from sage.llm.testing.tiny import noisy_copy
+
+        inner = draft_inner(noisy_copy(model, 0.3, seed=0), sampling)
     proposer = DynamicProposer(
         inner,
         Scripted(0, DEPTH, [2, 1, 0, 2]),

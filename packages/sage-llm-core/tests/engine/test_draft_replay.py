@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from sage.llm import get_strategy
 from sage.llm.bench.draft_traces import WRONG_TOKEN, TracedDraft, record_draft
 from sage.llm.bench.replay import Fixed, Oracle, SimClock, run_policies, simulate, summarize
 from sage.llm.bench.traces import CostTable, Trace, TraceSet
 from sage.llm.engines.transformers import TransformersEngine
-from sage.llm.testing.tiny import repetitive_prompt
+from sage.llm.testing.tiny import noisy_copy, repetitive_prompt
 from sage_llm_strategy_draft.proposer import DraftModelProposer
 
 MAX_NEW = 40
@@ -30,12 +29,7 @@ def engine(target: Any) -> TransformersEngine:
 @pytest.fixture(scope="module")
 def near_draft(target: Any) -> Any:
     """The target with noise on its weights: often right, sometimes wrong."""
-    noisy = copy.deepcopy(target)
-    g = torch.Generator().manual_seed(11)
-    with torch.no_grad():
-        for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.05)
-    return noisy
+    return noisy_copy(target, 0.05, seed=11)
 
 
 @pytest.fixture(scope="module")

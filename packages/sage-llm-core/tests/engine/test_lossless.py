@@ -11,13 +11,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-import torch
 
 from sage.llm import get_strategy
 from sage.llm.engines.transformers import TransformersEngine
 from sage.llm.engines.transformers.layout import use_column_major_weights
 from sage.llm.proposer import Proposal
-from sage.llm.testing.tiny import reference_greedy, repetitive_prompt, tiny_device, tiny_llama
+from sage.llm.testing.tiny import (
+    noisy_copy,
+    reference_greedy,
+    repetitive_prompt,
+    tiny_device,
+    tiny_llama,
+)
 from sage_llm_strategy_draft.proposer import DraftModelProposer
 from sage_llm_strategy_ngram.proposer import NgramProposer
 
@@ -38,12 +43,7 @@ def model(request: pytest.FixtureRequest, target: Any) -> Any:
 @pytest.fixture(scope="module")
 def near_draft(model: Any) -> Any:
     """The target with noise on its weights: agrees often but not always (real rejections)."""
-    noisy = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.05)
-    return noisy
+    return noisy_copy(model, 0.05, seed=7)
 
 
 @pytest.fixture(scope="module")

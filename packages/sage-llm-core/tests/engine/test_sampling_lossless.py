@@ -8,7 +8,6 @@ distribution computed from the model's own probabilities, with a chi-square boun
 
 from __future__ import annotations
 
-import copy
 import math
 from typing import Any
 
@@ -17,7 +16,7 @@ import torch
 
 from sage.llm.engines.transformers import SamplingParams, TransformersEngine
 from sage.llm.engines.transformers.sampling import probabilities
-from sage.llm.testing.tiny import tiny_llama
+from sage.llm.testing.tiny import noisy_copy, tiny_llama
 from sage_llm_strategy_draft.proposer import DraftModelProposer
 from sage_llm_strategy_ngram.proposer import NgramProposer
 
@@ -122,12 +121,7 @@ def test_ngram_sampling_matches_the_target(model: Any, exact: Any) -> None:
 
 
 def test_draft_sampling_matches_the_target(model: Any, exact: Any) -> None:
-    noisy = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in noisy.parameters():
-            p.add_(torch.randn(p.shape, generator=g).to(p.device) * 0.3)
-    proposer = DraftModelProposer(noisy, 2, SAMPLING)
+    proposer = DraftModelProposer(noisy_copy(model, 0.3, seed=0), 2, SAMPLING)
     pairs, thirds, drafts = run(TransformersEngine(model), proposer)
     assert drafts >= SAMPLES
     check(exact, pairs, thirds)

@@ -94,6 +94,21 @@ def save_tiny_model(
     return directory
 
 
+def noisy_copy(model: Any, scale: float, seed: int) -> Any:
+    """``model`` with seeded Gaussian noise of ``scale`` on every weight: a draft that agrees
+    with it often but not always (0.05), or one that is often wrong (0.3)."""
+    import copy
+
+    import torch
+
+    noisy = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in noisy.parameters():
+            p.add_(torch.randn(p.shape, generator=g).to(p.device) * scale)
+    return noisy
+
+
 def repetitive_prompt(length: int = 24, seed: int = 0, vocab_size: int = 128) -> list[int]:
     """Random tokens repeated twice: gives the n-gram proposer something to find."""
     import torch

@@ -508,7 +508,10 @@ def check(traces: TraceSet, bench: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _check(args: argparse.Namespace) -> int:
     traces = _load(args.traces, args.pass_costs, 64)
-    rows = check(traces, json.loads(args.bench.read_text()))
+    try:
+        rows = check(traces, json.loads(args.bench.read_text()))
+    except ValueError as exc:  # traces of another model, or without the draft's predictions
+        raise SystemExit(str(exc)) from None
     print("| method | category | simulated | measured | error |")
     print("| --- | --- | ---: | ---: | ---: |")
     for row in rows:

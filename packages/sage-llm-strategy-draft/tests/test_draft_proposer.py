@@ -41,8 +41,8 @@ def test_greedy_proposals_equal_the_draft_models_own_greedy_continuation() -> No
 def test_each_call_reports_what_it_read_and_what_it_drafted() -> None:
     """``last_timing``: the first pass reads what the draft missed (the whole context at the
     start, then only the newly committed tokens), each further token is one pass."""
+    from sage.llm.proposing import DraftTiming
     from sage.llm.testing.tiny import repetitive_prompt, tiny_llama
-    from sage_llm_strategy_draft import DraftTiming
     from sage_llm_strategy_draft.proposer import DraftModelProposer
 
     proposer = DraftModelProposer(tiny_llama(64, seed=3), 4)

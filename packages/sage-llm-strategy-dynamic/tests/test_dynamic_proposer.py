@@ -153,7 +153,7 @@ def test_a_drafts_catching_up_is_not_counted_as_drafting() -> None:
 
 
 class Timing(NamedTuple):
-    """Any object with these fields will do (the draft model's is its DraftTiming)."""
+    """Any object with these fields will do (sage.llm.proposing.DraftTiming is one)."""
 
     read_tokens: int
     read_seconds: float

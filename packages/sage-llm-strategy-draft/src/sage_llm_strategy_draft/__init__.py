@@ -11,18 +11,12 @@ from typing import Any
 from sage_llm_strategy_draft._version import __version__
 from sage_llm_strategy_draft.strategy import DraftModelStrategy
 
-__all__ = [
-    "DraftModelProposer",
-    "DraftModelStrategy",
-    "DraftTiming",
-    "__version__",
-    "build_draft_proposer",
-]
+__all__ = ["DraftModelProposer", "DraftModelStrategy", "__version__", "build_draft_proposer"]
 
 
 def __getattr__(name: str) -> Any:
     """The proposer is imported on first use: resolving the strategy by name stays cheap."""
-    if name in ("DraftModelProposer", "DraftTiming", "build_draft_proposer"):
+    if name in ("DraftModelProposer", "build_draft_proposer"):
         from sage_llm_strategy_draft import proposer
 
         return getattr(proposer, name)

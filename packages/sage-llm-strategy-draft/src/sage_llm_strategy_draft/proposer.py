@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from sage.llm.proposing import (
+    DraftTiming,
     Proposal,
     ProposerContext,
     SamplingParams,
@@ -30,21 +31,6 @@ from sage.llm.proposing import (
     sample,
     sampling_params,
 )
-
-
-class DraftTiming(NamedTuple):
-    """How one :meth:`DraftModelProposer.propose` spent its time, for a controller that prices
-    drafting (dynamic-lookahead reads it as ``last_timing`` from any proposer that sets it).
-
-    The first forward pass reads every token the draft missed since it last ran (at a
-    request's start the whole prompt) and yields the first drafted token; each further drafted
-    token is one pass of one token. Only those later passes measure what a drafted token
-    costs: the first one's time is mostly reading when the draft has fallen behind."""
-
-    read_tokens: int
-    read_seconds: float
-    drafted: int
-    draft_seconds: float
 
 
 class DraftModelProposer:
@@ -84,7 +70,8 @@ class DraftModelProposer:
         self._seen = 0  # len(context) at the previous step: that prefix is still committed
         self.clock: Callable[[], float] = time.perf_counter
         self.last_timing: DraftTiming | None = None
-        """How the last :meth:`propose` spent its time (``None`` before the first)."""
+        """How the last :meth:`propose` spent its time (``None`` before the first; see
+        :class:`sage.llm.proposing.DraftTiming`)."""
 
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Time :attr:`last_timing` with ``clock`` (a wrapper's, so both read the same)."""

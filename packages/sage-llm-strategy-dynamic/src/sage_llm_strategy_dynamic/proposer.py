@@ -16,8 +16,9 @@ What it learns from, all without changing the engine:
 * step times: the engine calls ``propose`` then, after the verify pass, ``on_verified``; the
   time in between is the cost of a pass of ``1 + k`` tokens, the time inside ``propose`` is the
   draft's cost, the time from ``on_verified`` to the next ``propose`` the loop's own overhead.
-  A costly proposer that reports how it spent a call (``last_timing``, as the draft model's
-  ``DraftTiming``: a first pass that reads what it missed, then one pass per further token)
+  A costly proposer that reports how it spent a call (``last_timing``, a
+  ``sage.llm.proposing.DraftTiming``: a first pass that reads what it missed, then one pass
+  per further token, as the draft model's proposer reports)
   gives the cost per drafted token on every call, not only after a drafting step.
 """
 
@@ -263,11 +264,22 @@ def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext)
 
 
 def wrap(
-    inner: Proposer, min_tokens: int, max_tokens: int, *, cheap: bool = False
+    inner: Proposer,
+    min_tokens: int,
+    max_tokens: int,
+    *,
+    cheap: bool = False,
+    confidence_threshold: float = 0.0,
 ) -> DynamicProposer:
     """Put a third party's proposer under the controller.
 
     ``cheap=True`` only for a proposer whose cost does not grow with the tokens asked for (a
     lookup): it is then asked for ``max_tokens`` every step, also while speculation is off.
+    ``confidence_threshold``: handed to the proposer's own early stop (see DynamicProposer).
     """
-    return DynamicProposer(inner, LookaheadController(min_tokens, max_tokens), cheap=cheap)
+    return DynamicProposer(
+        inner,
+        LookaheadController(min_tokens, max_tokens),
+        cheap=cheap,
+        confidence_threshold=confidence_threshold,
+    )

@@ -170,13 +170,13 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         lookups (see :func:`~sage_llm_strategy_dynamic.proposer.wrap`). The replay of recorded
         draft traces runs the strategy this way around its replayed draft.
         """
-        from sage_llm_strategy_dynamic.controller import LookaheadController
-        from sage_llm_strategy_dynamic.proposer import DynamicProposer
+        from sage_llm_strategy_dynamic.proposer import wrap
 
         stops_early = not cheap and hasattr(inner, "confidence_threshold")
-        return DynamicProposer(
+        return wrap(
             inner,
-            LookaheadController(self.min_tokens, self.max_tokens),
+            self.min_tokens,
+            self.max_tokens,
             cheap=cheap,
             confidence_threshold=self.confidence_threshold if stops_early else 0.0,
         )

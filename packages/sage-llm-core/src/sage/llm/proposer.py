@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 
 @dataclass
@@ -29,6 +29,22 @@ class Proposal:
 
     def __len__(self) -> int:
         return len(self.token_ids)
+
+
+class DraftTiming(NamedTuple):
+    """How one ``propose()`` of a model-running proposer spent its time, set as its optional
+    ``last_timing`` (the draft model's proposer does; dynamic-lookahead reads it from any
+    proposer, and a replayed draft reports the same).
+
+    The first forward pass reads every token the model missed since it last ran (at a
+    request's start the whole prompt) and yields the first proposed token; each further token
+    is one pass of one token. Only those later passes measure what a proposed token costs:
+    the first one's time is mostly reading when the model has fallen behind."""
+
+    read_tokens: int
+    read_seconds: float
+    drafted: int
+    draft_seconds: float
 
 
 @runtime_checkable

@@ -12,7 +12,8 @@ reference engine. Proposers written outside sage-llm, and the built-in ``ngram``
 What is here, by job:
 
 * the contract: :class:`Proposer`, :class:`SeededProposer` (optional ``reseed``),
-  :class:`Proposal`, :class:`ProposerContext`;
+  :class:`Proposal`, :class:`ProposerContext`, :class:`DraftTiming` (an optional
+  ``last_timing`` of a proposer that runs a model);
 * sampling: :class:`SamplingParams` (:func:`sampling_params` builds it from a context),
   :func:`probabilities` (the same temperature/top-k/top-p the verifier applies to the target,
   which is what keeps speculative sampling exact) and :func:`sample`;
@@ -49,13 +50,14 @@ from sage.llm.engines.transformers.vocab import (
     eos_token_ids,
     output_vocab_size,
 )
-from sage.llm.proposer import Proposal, Proposer, ProposerContext, SeededProposer
+from sage.llm.proposer import DraftTiming, Proposal, Proposer, ProposerContext, SeededProposer
 
 if TYPE_CHECKING:
     from sage.llm.engines.vllm.proposer import VLLMProposer
 
 __all__ = [
     "DraftModel",
+    "DraftTiming",
     "InvalidSamplingParamsError",
     "ModelLoadError",
     "Proposal",

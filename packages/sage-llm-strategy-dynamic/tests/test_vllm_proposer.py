@@ -1,8 +1,11 @@
-"""The adaptive vLLM proposer without vLLM: truncation to k, learning from commits, batch rows.
+"""The adaptive vLLM proposer without vLLM: truncation to k, learning from commits, batch rows,
+the load gate.
 
 A small simulation plays vLLM's part: it calls ``propose`` with the batch's committed tokens,
 accepts the longest prefix of each draft that matches the target's next tokens, and commits
-that prefix plus one token, as vLLM's greedy verification does.
+that prefix plus one token, as vLLM's greedy verification does. The tests of the per-request
+controller open the load gate (:class:`OpenGate`); the gate's own tests run it on a simulated
+machine whose spare compute runs out as the batch grows.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 
 from sage.llm import InvalidParameterError, get_strategy
 from sage_llm_strategy_dynamic import vllm_proposer
+from sage_llm_strategy_dynamic.load_gate import MIN_STEPS, LoadGate
 from sage_llm_strategy_dynamic.vllm_proposer import (
     DynamicNgramProposer,
     accepted_length,
@@ -43,13 +47,24 @@ class _Table:
         return self.rows[i][cols]
 
 
-def make(k: int = 6, *, min_tokens: int = 0, lookup: tuple[int, int] = (1, 3)) -> Any:
+class OpenGate(LoadGate):
+    """Every step speculates: for tests of what the per-request controllers do."""
+
+    def decide(self, batch: int) -> bool:
+        return True
+
+
+def make(
+    k: int = 6, *, min_tokens: int = 0, lookup: tuple[int, int] = (1, 3), gate: bool = False
+) -> Any:
     """A proposer on a simulated clock (see :func:`step`), so that its choices do not depend on
-    how busy the machine is."""
+    how busy the machine is; its load gate is open unless ``gate``."""
     cls = getattr(vllm_proposer, proposer_class_name(min_tokens, *lookup).rpartition(".")[2])
     proposer = cls(_Config(k))
     proposer.now = 0.0
     proposer.clock = lambda: proposer.now
+    if not gate:
+        proposer.gate = OpenGate()
     return proposer
 
 
@@ -60,6 +75,23 @@ def step(proposer: Any, contexts: list[list[int]], active: Sequence[bool] | None
     # The verify pass that follows: 1 ms per token, as on a target whose cost grows with k.
     proposer.now += 1e-3 * (1 + max(map(len, drafts), default=0))
     return drafts
+
+
+def busy_step(proposer: Any, contexts: list[list[int]], truths: list[list[int]]) -> list[int]:
+    """One step of a batch on a simulated machine with spare compute for 16 tokens a pass:
+    a pass costs 10 ms up to 16 tokens in all, then 10 ms more per further 16. Each row
+    commits its accepted draft prefix plus one token of ``truths`` (its target output)."""
+    sampled = [[c[-1]] for c in contexts]
+    drafts = proposer.propose(sampled, [len(c) for c in contexts], _Table(contexts))
+    tokens = sum(1 + len(d) for d in drafts)
+    proposer.now += 0.010 * max(1.0, tokens / 16)
+    lengths = []
+    for context, truth, draft in zip(contexts, truths, drafts, strict=True):
+        done = len(context) - 3
+        following = truth[done : done + len(draft) + 1]
+        context += following[: accepted_length(draft, following, 0) + 1]
+        lengths.append(len(draft))
+    return lengths
 
 
 def simulate(proposer: Any, prompt: list[int], target: Sequence[int], steps: int) -> list[int]:
@@ -171,6 +203,22 @@ def test_a_moved_request_keeps_its_controller_and_a_new_one_starts_fresh() -> No
     assert proposer._rows[0] is not state_b
 
 
+def test_a_new_request_with_the_same_system_prompt_is_a_new_request() -> None:
+    """Chat requests share their first tokens (the system prompt). A new request that takes a
+    finished one's row, even a longer one, gets its own state and lookup index: its drafts come
+    from its own context, not from the old request's."""
+    proposer = make(4, lookup=(2, 3))
+    system = list(range(100, 130))
+    first = [*system, 1, 2, 3, 1, 2]
+    step(proposer, [first])
+    old = proposer._rows[0]
+    second = [*system, 7, 8, 9, 10, 11, 7, 8]  # longer than the first was
+    [draft] = step(proposer, [second])
+    assert proposer._rows[0] is not old
+    assert draft == [9, 10, 11, 7][: len(draft)]
+    assert draft
+
+
 def test_strategy_modes_on_vllm() -> None:
     adaptive: dict[str, Any] = {}
     strategy = get_strategy("dynamic", min_tokens=1, max_tokens=5, prompt_lookup_max=3)
@@ -194,30 +242,57 @@ def test_adaptive_with_a_draft_model_says_to_use_static() -> None:
         get_strategy("dynamic", mode="fast")
 
 
-def test_a_busier_batch_caps_every_requests_k() -> None:
-    """The batch-size table (10 for 1-4 requests, 5 for 5-16, ...) caps each controller's k
-    every step, so speculation shrinks with load inside one running engine."""
-    proposer = make(10)
-    copy = [*CYCLE * 6]
-    # one request alone: it learns the copy and drafts deep
-    alone = [copy[:20]]
-    for _ in range(12):
-        [draft] = step(proposer, alone)
-        alone[0] = alone[0] + copy[len(alone[0]) : len(alone[0]) + len(draft) + 1]
-    assert proposer.cap == 10
-    assert len(draft) > 5
-    # the same request among seven others: capped at 5
-    others = [[100 + i, 200 + i, 300 + i] for i in range(7)]
-    drafts = step(proposer, [alone[0], *others])
-    assert proposer.cap == 5
-    assert 0 < len(drafts[0]) <= 5
-    # alone again: the cap lifts
-    [draft] = step(proposer, [alone[0] + copy[len(alone[0]) : len(alone[0]) + len(drafts[0]) + 1]])
-    assert proposer.cap == 10
+def run_batch(proposer: Any, batch: int, steps: int, truth: list[int]) -> tuple[int, int]:
+    """``batch`` requests whose output copies their prompt's cycle (n-gram drafts match 3 of
+    4 times); returns (steps that speculated, steps in all)."""
+    contexts = [[500 + r, 600 + r, 700 + r] for r in range(batch)]
+    truths = [[t + 1000 * r for t in truth] for r in range(batch)]
+    for context, own in zip(contexts, truths, strict=True):
+        context[:] = [*context, *own[:8]]
+    before = proposer.gate.steps[True]
+    for _ in range(steps):
+        busy_step(proposer, contexts, truths)
+    return proposer.gate.steps[True] - before, steps
 
 
-def test_batch_cap_follows_the_static_table() -> None:
-    from sage_llm_strategy_dynamic.controller import batch_cap, batch_size_schedule
+def test_the_gate_speculates_where_it_pays_and_not_where_the_batch_fills_the_machine() -> None:
+    """Alone, a 7-token pass costs what a 1-token pass does and commits ~4 tokens: the gate
+    keeps speculation on. Sixteen requests already fill the pass; their drafts multiply its
+    cost by up to 7 and are a quarter rejected: it keeps speculation off. Each after
+    measuring both modes, and never for more than the exploration plus one step in 16."""
+    proposer = make(6, min_tokens=6, gate=True)
+    truth = ([1, 2, 3, 4] * 3 + [9]) * 40  # a copy with a break: drafts partly rejected
+    on, total = run_batch(proposer, 1, 60, truth)
+    assert on >= total - MIN_STEPS - total // 16
+    on, total = run_batch(proposer, 16, 60, truth)
+    assert on <= MIN_STEPS + total // 16
+    speculative, plain = proposer.gate.rates()[0]
+    assert speculative > plain
+    speculative, plain = proposer.gate.rates()[4]  # batches of 9-16
+    assert plain > speculative
+    # a plain step proposes nothing and still learns nothing wrong: drafts are all empty
+    assert proposer.draft_lengths[0] >= 16 * (total - MIN_STEPS - total // 16)
+
+
+def test_steps_that_prefill_are_not_judged() -> None:
+    proposer = make(4, gate=True)
+    a = CYCLE * 2
+    step(proposer, [a])
+    step(proposer, [[*a, 5]])
+    judged = sum(
+        m.steps for band in proposer.gate.bands.values() for m in (band.speculative, band.plain)
+    )
+    step(proposer, [[*a, 5, 6], [40, 41, 42]])  # a prompt joined: its prefill ran in this step
+    step(proposer, [[*a, 5, 6, 7], [40, 41, 42]], active=[True, False])  # one still prefilling
+    assert judged == 1  # the second step: one request alone, decoding
+    after = sum(
+        m.steps for band in proposer.gate.bands.values() for m in (band.speculative, band.plain)
+    )
+    assert after == judged
+
+
+def test_the_static_table() -> None:
+    from sage_llm_strategy_dynamic.controller import batch_size_schedule
 
     assert batch_size_schedule(0, 10) == [
         [1, 4, 10],
@@ -226,5 +301,4 @@ def test_batch_cap_follows_the_static_table() -> None:
         [65, 256, 1],
         [257, 1024, 0],
     ]
-    assert [batch_cap(b, 0, 10) for b in (1, 4, 5, 16, 17, 300, 5000)] == [10, 10, 5, 5, 2, 0, 0]
-    assert batch_cap(100, 3, 10) == 3  # min_tokens is a floor, also for the largest batches
+    assert batch_size_schedule(3, 10)[-1] == [17, 64, 3]  # min_tokens is a floor

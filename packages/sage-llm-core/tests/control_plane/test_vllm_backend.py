@@ -249,3 +249,65 @@ def test_each_vllm_engine_reads_only_its_own_counters(model_dir: Path) -> None:
     named = VLLMBackend(str(model_dir), None, {"served_model_name": ["a", "b"]})
     assert named.engine_args()["served_model_name"] == ["a", "b"]
     assert named.metrics_name == "a"
+
+
+def test_counters_come_from_each_engines_own_stat_logger() -> None:
+    """Every vLLM engine started in a process unregisters the earlier engines' collectors from
+    Prometheus's registry, so ``llm.get_metrics()`` sees only the last one: the first engine of
+    the load benchmark read 0 drafts while it speculated. Each engine's counters are read from
+    its own stat logger instead (laid out here as vLLM 0.32 lays it out; the vllm session
+    checks the real one)."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    from sage.llm.engines.vllm.metrics import (
+        ACCEPTED_PER_POSITION,
+        GENERATION_TOKENS,
+        NUM_DRAFTS,
+        read_metrics,
+        snapshot,
+    )
+
+    def counter(name: str, labels: list[str]) -> Any:
+        return prometheus_client.Counter(name, "doc", labels, registry=None)
+
+    def fake_llm(served: str, drafts: int | None) -> Any:
+        labels = ["model_name", "engine"]
+        logger = type("PrometheusStatLogger", (), {})()
+        spec = type("SpecDecodingProm", (), {})()
+        logger.spec_decoding_prom = spec
+        for attr, name in (("counter_prompt_tokens", "p"), ("counter_generation_tokens", "g")):
+            setattr(logger, attr, {0: counter(name, labels).labels(served, "0")})
+        logger.counter_generation_tokens[0].inc(40)
+        if drafts is not None:  # vLLM creates the speculative counters only when configured
+            for attr in ("drafts", "draft_tokens", "accepted_tokens"):
+                child = counter(f"c_{attr}", labels).labels(served, "0")
+                setattr(spec, f"counter_spec_decode_num_{attr}", {0: child})
+            spec.counter_spec_decode_num_drafts[0].inc(drafts)
+            per_pos = counter("pos", [*labels, "position"])
+            spec.counter_spec_decode_num_accepted_tokens_per_pos = {
+                0: [per_pos.labels(served, "0", str(i)) for i in range(3)]
+            }
+            spec.counter_spec_decode_num_accepted_tokens_per_pos[0][0].inc(5)
+        manager = type("StatLoggerManager", (), {"stat_loggers": [object(), logger]})()
+        engine = type("LLMEngine", (), {"logger_manager": manager})()
+
+        def registry_view() -> list[Any]:
+            raise AssertionError("the process-wide registry was read")
+
+        return type("LLM", (), {"llm_engine": engine, "get_metrics": staticmethod(registry_view)})()
+
+    first, plain = fake_llm("first", drafts=7), fake_llm("plain", drafts=None)
+    mine = snapshot(read_metrics(first), "first")
+    assert mine.counters[NUM_DRAFTS] == 7
+    assert mine.counters[GENERATION_TOKENS] == 40
+    assert mine.per_position == [5, 0, 0]
+    assert not snapshot(read_metrics(plain), "plain").has_spec_decode
+    assert ACCEPTED_PER_POSITION not in {m.name for m in read_metrics(plain)}
+
+    @dataclass
+    class _Registry:
+        name: str
+        labels: dict[str, str]
+        value: int
+
+    unknown = type("LLM", (), {"get_metrics": lambda self: [_Registry(NUM_DRAFTS, {}, 3)]})()
+    assert snapshot(read_metrics(unknown)).counters[NUM_DRAFTS] == 3  # another layout: registry

@@ -23,6 +23,7 @@ from vllm_testutils import CPU_ENGINE_ARGS, needs_builtins, needs_vllm
 from sage.llm import SpeculativeStrategy, get_strategy, list_strategies
 from sage.llm.engines.vllm import generate_cli
 from sage.llm.engines.vllm.errors import ServiceStateError
+from sage.llm.engines.vllm.metrics import GENERATION_TOKENS, own_counters, snapshot
 from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
 
 pytestmark = [needs_vllm, needs_builtins, pytest.mark.slow, pytest.mark.vllm]
@@ -58,15 +59,16 @@ class Run:
     first: GenerationResult
     second: GenerationResult
     sampled: GenerationResult | None = None
-    drafter: list[tuple[dict[int, int], int]] | None = None  # per worker, adaptive runs only
+    drafter: list[tuple[dict[int, int], int, dict[bool, int]]] | None = None  # adaptive runs
 
 
-def drafter_stats(service: VLLMService) -> list[tuple[dict[int, int], int]]:
+def drafter_stats(service: VLLMService) -> list[tuple[dict[int, int], int, dict[bool, int]]]:
     """The adaptive proposer's own counts, read inside vLLM's workers (collective_rpc)."""
     return service._llm.collective_rpc(  # type: ignore[no-any-return]
         lambda worker: (
             dict(worker.model_runner.drafter.draft_lengths),
             worker.model_runner.drafter.learned_accepted,
+            dict(worker.model_runner.drafter.gate.steps),
         )
     )
 
@@ -94,11 +96,23 @@ def generate_all(service: VLLMService, strategy: SpeculativeStrategy | None, nam
         second = service.generate(PROMPTS, {"max_tokens": MAX_TOKENS, "temperature": 0.0})
         sampled = service.generate(PROMPTS[0], max_tokens=MAX_TOKENS, temperature=0.8, seed=7)
         drafter = drafter_stats(service) if name in ADAPTIVE else None
+        check_own_counters(service)
         return Run(name, strategy, service.engine_args, first, second, sampled, drafter)
     finally:
         service.cleanup()
         with pytest.raises(ServiceStateError, match="shut down"):
             service.generate("again")
+
+
+def check_own_counters(service: VLLMService) -> None:
+    """The counters read from the engine's own stat logger (what the control plane reads, as
+    vLLM's process-wide registry holds only the last engine started) are the registry's, here
+    where this engine is the only one."""
+    own = own_counters(service._llm)
+    assert own is not None, "vLLM's stat logger layout changed: metrics.own_counters"
+    registry = snapshot(service._llm.get_metrics())
+    assert snapshot(own) == registry
+    assert registry.counters[GENERATION_TOKENS] > 0
 
 
 def example_plugin() -> SpeculativeStrategy:
@@ -209,14 +223,15 @@ def test_sampling_runs_with_speculation(run: Run) -> None:
 
 def test_adaptive_proposer_drafts_are_what_vllm_verified(run: Run) -> None:
     """mode="adaptive": vLLM ran the per-request proposer; it returned drafts of several lengths,
-    empty ones included (no match, or k = 0), and learned acceptances from the committed tokens
-    that vLLM's own counters confirm."""
+    empty ones included (no match, k = 0, or a step its load gate kept plain), and learned
+    acceptances from the committed tokens that vLLM's own counters confirm."""
     if run.name not in ADAPTIVE:
         pytest.skip("only the adaptive custom_class proposer keeps these counts")
     assert run.engine_args["speculative_config"]["method"] == "custom_class"
     assert run.drafter is not None
     assert run.sampled is not None
-    [(lengths, learned)] = run.drafter
+    [(lengths, learned, gate_steps)] = run.drafter
+    assert gate_steps[True] > 0  # the load gate decided the steps, speculation among them
     calls = [run.first.metrics, run.second.metrics, run.sampled.metrics]
     vllm_drafted = sum(m.num_draft_tokens for m in calls)
     vllm_accepted = sum(m.num_accepted_tokens for m in calls)

@@ -140,9 +140,10 @@ exactly where the draft was just found good, and closes again at the first probe
 
 BATCH_BAND_GROWTH: Final = 4
 """Batch-size bands grow 4x (1-4, 5-16, 17-64, ...) and the deepest k halves per band: a
-busier engine has less idle compute to spend on rejected drafts. The same table is vLLM's
-``num_speculative_tokens_per_batch_size`` in ``mode="static"`` and the cap the adaptive vLLM
-proposer applies to every request's controller each step."""
+busier engine has less idle compute to spend on rejected drafts. This is vLLM's
+``num_speculative_tokens_per_batch_size`` in ``mode="static"``, read once at start; in
+``mode="adaptive"`` the proposer switches by measured throughput instead
+(:mod:`~sage_llm_strategy_dynamic.load_gate`)."""
 
 
 def batch_size_schedule(min_tokens: int, max_tokens: int) -> list[list[int]]:
@@ -156,12 +157,6 @@ def batch_size_schedule(min_tokens: int, max_tokens: int) -> list[list[int]]:
             return rows
         k = max(min_tokens, k // 2)
         first, last = last + 1, last * BATCH_BAND_GROWTH
-
-
-def batch_cap(batch: int, min_tokens: int, max_tokens: int) -> int:
-    """The deepest k :func:`batch_size_schedule` allows a batch of ``batch`` requests."""
-    rows = batch_size_schedule(min_tokens, max_tokens)
-    return next((k for first, last, k in rows if first <= batch <= last), rows[-1][2])
 
 
 def expected_tokens(acceptance: Sequence[float], k: int) -> float:

@@ -100,6 +100,12 @@ class DynamicProposer:
         """Propose at most ``cap`` tokens per step from now on (``None`` lifts the cap)."""
         self.controller.set_cap(cap)
 
+    def pause(self) -> None:
+        """The engine ran a step without asking for a proposal (vLLM's load gate): the step
+        times measured from this proposer's last call no longer describe one step."""
+        self._proposed_at = self._verified_at = None
+        self._probe_draft_s = None
+
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Measure step times with ``clock`` (a replay passes its simulated clock, which an
         inner proposer that takes one, a replayed draft model, advances by its own time)."""

@@ -11,7 +11,9 @@ On vLLM, ``mode`` picks between two configurations (vLLM itself has no per-step 
 * ``"adaptive"`` (default): ``method="custom_class"`` with
   :class:`~sage_llm_strategy_dynamic.vllm_proposer.DynamicNgramProposer`, which runs the same
   n-gram lookup and controller per request inside vLLM's workers and truncates each request's
-  draft to its controller's ``k`` every step (n-gram only: with ``draft_model_id`` choose
+  draft to its controller's ``k`` every step, and switches the whole batch's speculation on or
+  off by the throughput it measured with and without it at that batch size
+  (:mod:`~sage_llm_strategy_dynamic.load_gate`) (n-gram only: with ``draft_model_id`` choose
   ``"static"``);
 * ``"static"``: vLLM's own ``ngram`` (or ``draft_model``) method with ``num_speculative_tokens
   = max_tokens`` plus vLLM's per-batch-size table, which speculates ``max_tokens`` deep for small
@@ -45,7 +47,8 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
     controller, from the acceptance it observed and the step times it measured; min_tokens=0
     lets it switch speculation off and back on. vLLM, mode="adaptive" (default): the same,
     per request and per step, for n-gram lookup, through a custom_class proposer that truncates
-    each request's draft to its controller's k. vLLM, mode="static": vLLM's ngram or
+    each request's draft to its controller's k and switches speculation per step by measured
+    throughput at the batch size. vLLM, mode="static": vLLM's ngram or
     draft_model method, k = max_tokens for batches of 1-4, halved per 4x larger batch band down
     to min_tokens (vLLM's batch-size table, read once at start).
     """

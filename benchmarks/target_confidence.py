@@ -33,15 +33,6 @@ def bin_of(value: float, edges: tuple[float, ...]) -> float:
     return max(edge for edge in edges if value >= edge)
 
 
-def accepted_run(agrees: list[bool], start: int, depth: int) -> int:
-    run = 0
-    for ok in agrees[start : start + depth]:
-        if not ok:
-            break
-        run += 1
-    return run
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -59,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from sage.llm.bench.draft_traces import draft_predictions
-    from sage.llm.bench.traces import TraceSet
+    from sage.llm.bench.traces import TraceSet, common_prefix
     from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
     from sage.llm.models import resolve_model
 
@@ -87,7 +78,10 @@ def main() -> None:
                 cell[1] += 1
             for i in range(args.window + 1, len(agrees) - args.depth):
                 seen = statistics.fmean(confidence[i - args.window : i])
-                per_window[bin_of(seen, WINDOW_BINS)].append(accepted_run(agrees, i, args.depth))
+                run = common_prefix(
+                    trace.draft_tokens[i : i + args.depth], trace.output_ids[i : i + args.depth]
+                )
+                per_window[bin_of(seen, WINDOW_BINS)].append(run)
             requests.append(
                 {
                     "question_id": trace.question_id,

@@ -64,11 +64,13 @@ def main() -> None:
     per_position: dict[float, list[int]] = {edge: [0, 0] for edge in POSITION_BINS}
     per_window: dict[float, list[int]] = {edge: [] for edge in WINDOW_BINS}
     requests: list[dict[str, Any]] = []
+    by_prompt: dict[tuple[int, ...], list[float]] = {}
     for path in args.traces:
         for trace in TraceSet.load(path).traces:
             if not trace.draft_tokens:
                 raise SystemExit(f"{path}: no draft predictions (run `replay record-draft`)")
             tokens, confidence = draft_predictions(model, trace)  # the target's own, here
+            by_prompt[tuple(trace.prompt_ids)] = confidence
             if tokens != trace.output_ids:
                 raise SystemExit(f"{path} {trace.question_id}: the target's greedy output differs")
             agrees = [d == o for d, o in zip(trace.draft_tokens, trace.output_ids, strict=True)]
@@ -114,6 +116,7 @@ def main() -> None:
         f"\nper request: correlation of mean target probability and draft agreement "
         f"{correlation:.2f} ({len(requests)} requests)"
     )
+    rules = replay_rules(args.traces, by_prompt, args.window)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
@@ -129,12 +132,85 @@ def main() -> None:
                 "per_window": {str(e): v for e, v in windows.items()},
                 "request_correlation": correlation,
                 "requests": requests,
+                "rule_replay": rules,
             },
             indent=1,
         )
         + "\n"
     )
     print(f"wrote {args.out}")
+
+
+class ConfidenceRule:
+    """The naive use of the signal, for comparison: draft ``k`` tokens whenever the target's
+    mean probability over the last ``window`` committed tokens is at least ``threshold``."""
+
+    def __init__(
+        self,
+        draft: Any,
+        by_prompt: dict[tuple[int, ...], list[float]],
+        k: int,
+        threshold: float,
+        window: int,
+    ) -> None:
+        self.draft, self.by_prompt = draft, by_prompt
+        self.k, self.threshold, self.window = k, threshold, window
+
+    def set_clock(self, clock: Any) -> None:
+        self.draft.set_clock(clock)
+
+    def start(self, prompt_ids: Any) -> None:
+        self.draft.start(prompt_ids)
+        self.prompt_length = len(prompt_ids)
+        self.confidence = self.by_prompt[tuple(prompt_ids)]
+
+    def propose(self, context_ids: Any, max_tokens: int) -> Any:
+        from sage.llm.proposer import Proposal
+
+        i = len(context_ids) - self.prompt_length  # output tokens committed so far
+        recent = self.confidence[i - self.window : i]
+        if i >= self.window and statistics.fmean(recent) >= self.threshold:
+            return self.draft.propose(context_ids, min(self.k, max_tokens))
+        return Proposal([])
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None:
+        self.draft.on_verified(num_proposed, num_accepted)
+
+
+def replay_rules(
+    paths: list[Path], by_prompt: dict[tuple[int, ...], list[float]], window: int
+) -> dict[str, dict[str, float]]:
+    """Replay dynamic-lookahead and the naive rule over the traces' draft (speedup over plain,
+    per category), and count the requests where dynamic-lookahead drafts nothing at all."""
+    from sage.llm.bench.draft_traces import TracedDraft
+    from sage.llm.bench.replay import _load, run_policies, strategy_policy, summarize
+
+    traces = _load(paths, None, 10)
+    policies: dict[str, Any] = {
+        "plain": lambda: None,
+        "dynamic-lookahead": strategy_policy("dynamic-lookahead", lambda: TracedDraft(traces)),
+    }
+    for k in (6, 8):
+        for threshold in (0.9, 0.93, 0.95, 0.97):
+            policies[f"rule k={k} >= {threshold}"] = lambda k=k, t=threshold: ConfidenceRule(
+                TracedDraft(traces), by_prompt, k, t, window
+            )
+    results = run_policies(traces, policies)
+    summary = summarize(traces, results)
+    speedup = {
+        name: {group: summary["speedup"][group][name] for group in summary["categories"]}
+        for name in policies
+    }
+    silent = sum(r.proposed == 0 for r in results["dynamic-lookahead"])
+    print(f"\ndynamic-lookahead drafts nothing in {silent} of {len(traces.traces)} requests")
+    print("replayed speedup over plain decoding (the traces' costs):")
+    out = {}
+    for name in policies:
+        if name == "plain":
+            continue
+        out[name] = speedup[name]
+        print(f"  {name:24} " + "  ".join(f"{c[:6]} {v:.2f}" for c, v in speedup[name].items()))
+    return out | {"dynamic_silent_requests": {"count": silent, "of": len(traces.traces)}}
 
 
 if __name__ == "__main__":

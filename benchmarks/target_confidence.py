@@ -12,7 +12,8 @@ step for free. This measures, on draft traces (which hold the draft's greedy tok
 output position), how well that probability predicts the draft's agreement: per position,
 and from the mean over the previous ``--window`` positions (what a controller would know)
 to the accepted run of a ``--depth``-token draft at the next step. One teacher-forced forward
-pass of the target per trace; prints tables and writes a JSON summary.
+pass of the target per trace, unless the traces hold it (``replay record-confidence``); prints
+tables and writes a JSON summary.
 """
 
 from __future__ import annotations
@@ -54,13 +55,7 @@ def main() -> None:
     from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
     from sage.llm.models import resolve_model
 
-    set_cpu_environment()
-    model, _ = load_model(
-        str(resolve_model(args.target)),
-        dtype="float32",
-        require_tokenizer=False,
-        weight_layout="row",
-    )
+    model: Any = None  # only for traces recorded without the target's confidence
     per_position: dict[float, list[int]] = {edge: [0, 0] for edge in POSITION_BINS}
     per_window: dict[float, list[int]] = {edge: [] for edge in WINDOW_BINS}
     requests: list[dict[str, Any]] = []
@@ -69,10 +64,22 @@ def main() -> None:
         for trace in TraceSet.load(path).traces:
             if not trace.draft_tokens:
                 raise SystemExit(f"{path}: no draft predictions (run `replay record-draft`)")
-            tokens, confidence = draft_predictions(model, trace)  # the target's own, here
+            confidence = trace.target_confidence  # `replay record-confidence`
+            if not confidence:
+                if model is None:
+                    set_cpu_environment()
+                    model, _ = load_model(
+                        str(resolve_model(args.target)),
+                        dtype="float32",
+                        require_tokenizer=False,
+                        weight_layout="row",
+                    )
+                tokens, confidence = draft_predictions(model, trace)  # the target's own, here
+                if tokens != trace.output_ids:
+                    raise SystemExit(
+                        f"{path} {trace.question_id}: the target's greedy output differs"
+                    )
             by_prompt[tuple(trace.prompt_ids)] = confidence
-            if tokens != trace.output_ids:
-                raise SystemExit(f"{path} {trace.question_id}: the target's greedy output differs")
             agrees = [d == o for d, o in zip(trace.draft_tokens, trace.output_ids, strict=True)]
             for c, ok in zip(confidence[1:], agrees[1:], strict=True):  # [0] is never drafted
                 cell = per_position[bin_of(c, POSITION_BINS)]

@@ -368,3 +368,103 @@ def test_a_costly_proposer_times_a_plain_step_first() -> None:
     assert draft.choose(10, catch_up=30) == 0
     draft.costs.observe_pass(1, 0.3)
     assert draft.choose(10, catch_up=31) > 0  # measured: now it may switch on
+
+
+# -- a model draft timed by the target's confidence ------------------------------------------
+
+
+def listening(confidence: float, tokens: int = 8, read: float = 0.5) -> LookaheadController:
+    """A model draft whose engine reported ``tokens`` values of ``confidence`` so far, with a
+    read of 1 and of 100 missed tokens timed (``read`` seconds for 100)."""
+    c = model_draft()
+    c.costs.observe_read(1, 0.4)
+    c.costs.observe_read(100, read)
+    c.observe_confidence([confidence] * tokens)
+    return c
+
+
+def test_confidence_switches_a_draft_on_where_the_target_is_sure() -> None:
+    assert listening(0.97).choose(10, catch_up=50) > 0
+    assert listening(0.6).choose(10, catch_up=50) == 0
+
+
+def test_confidence_keeps_the_draft_off_for_a_requests_first_tokens() -> None:
+    from sage_llm_strategy_dynamic.controller import CONFIDENCE_MIN_TOKENS
+
+    c = listening(0.99, tokens=CONFIDENCE_MIN_TOKENS - 1)
+    assert c.choose(10, catch_up=50) == 0
+    c.observe_confidence([0.99])
+    assert c.choose(10, catch_up=50) > 0
+
+
+def test_confidence_replaces_probes() -> None:
+    """While the target is unsure the draft is never run, not even on the probe schedule
+    that a controller without the signal follows."""
+    blind = model_draft()
+    blind.choose(10, catch_up=50)  # the first step: plain, to time it
+    assert any(blind.choose(10, catch_up=50) > 0 for _ in range(300)), "it probes"
+    c = listening(0.5)
+    for _ in range(300):
+        assert c.choose(10, catch_up=50) == 0
+        c.observe_confidence([0.5])
+
+
+def test_a_long_read_must_be_paid_back_within_the_request() -> None:
+    """Reading a long prompt first pays only if the request goes on long enough; how long
+    requests go on is learned from the ones before."""
+    c = listening(0.97, read=4.0)  # 4 s for 100 tokens: reading is dear
+    for _ in range(5):  # recent requests ended after 10 tokens
+        c.start_request()
+        c.observe_confidence([0.97] * 10)
+    c.start_request()
+    c.observe_confidence([0.97] * 8)
+    assert c.expected_remaining(90) == pytest.approx(2.0)
+    assert c.choose(90, catch_up=100) == 0
+    for _ in range(8):  # now they run on for 96 tokens
+        c.start_request()
+        c.observe_confidence([0.97] * 96)
+    c.start_request()
+    c.observe_confidence([0.97] * 8)
+    assert c.expected_remaining(90) > 50
+    assert c.choose(90, catch_up=100) > 0
+
+
+def test_a_draft_that_disagrees_where_the_target_is_sure_is_switched_off() -> None:
+    """The calibration (tokens the draft's steps committed over those predicted) finds out a
+    draft the confidence flatters, within a bounded number of drafting steps."""
+    c = listening(0.97)
+    drafted = 0
+    for _ in range(50):
+        k = c.choose(10, catch_up=0)
+        if k == 0:
+            break
+        drafted += 1
+        c.observe(k, 0)  # every first token rejected
+        c.observe_confidence([0.97])
+    assert 0 < drafted <= 5
+    assert c.calibration < 0.6
+    for _ in range(30):  # calibration recovers toward its prior request by request
+        c.start_request()
+    assert c.calibration > 0.9
+
+
+def test_confidence_reports_are_sanitised() -> None:
+    c = model_draft()
+    assert not c.hears_confidence
+    c.observe_confidence([float("nan"), 1.5, -0.1, 0.5, 1.0])
+    assert c.hears_confidence
+    assert c._confidence == [1.5, 2]
+    c.start_request()
+    assert not c.hears_confidence
+
+
+def test_read_cost_is_a_line_through_timed_reads() -> None:
+    costs = StepCosts(4)
+    assert costs.read_cost(10) is None
+    costs.observe_read(10, 0.2)
+    assert costs.read_cost(100) == pytest.approx(2.0)  # one size: scaled, on the safe side
+    costs.observe_read(110, 0.4)
+    assert costs.read_cost(1010) == pytest.approx(0.2 + 0.002 * 1000)
+    costs.observe_read(0, 1.0)  # ignored
+    costs.observe_read(5, float("inf"))
+    assert costs.read_cost(1010) == pytest.approx(0.2 + 0.002 * 1000)

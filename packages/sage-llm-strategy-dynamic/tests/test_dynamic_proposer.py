@@ -366,3 +366,41 @@ def test_sampling_keeps_the_target_distribution(kind: str) -> None:
     assert drafts > SAMPLES // 4
     stat, bound = _chi2_ok(counts, exact, SAMPLES)
     assert stat < bound, f"chi2={stat:.1f} > {bound:.1f}"
+
+
+def test_the_targets_confidence_reaches_a_costly_proposers_controller_and_inner() -> None:
+    """A model draft's controller hears the engine's report (and an inner proposer that
+    listens too); a cheap lookup, which learns from committed tokens, ignores it."""
+    from sage.llm.proposer import ConfidenceAwareProposer
+
+    class Inner:
+        def __init__(self) -> None:
+            self.heard: list[float] = []
+
+        def start(self, prompt_ids: Sequence[int]) -> None: ...
+
+        def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+            return Proposal([])
+
+        def on_verified(self, num_proposed: int, num_accepted: int) -> None: ...
+
+        def on_target_confidence(self, confidence: Sequence[float]) -> None:
+            self.heard.extend(confidence)
+
+    costly = wrap(Inner(), 0, 4)
+    assert isinstance(costly, ConfidenceAwareProposer)
+    costly.start([1, 2])
+    costly.on_target_confidence([0.9, 0.8])  # type: ignore[attr-defined]
+    assert costly.controller.hears_confidence
+    assert costly.inner.heard == [0.9, 0.8]
+    deaf = wrap(Inner(), 0, 4, listens=False)
+    deaf.on_target_confidence([0.9])  # type: ignore[attr-defined]
+    assert not deaf.controller.hears_confidence
+    assert deaf.inner.heard == [0.9]
+    cheap = wrap(Inner(), 0, 4, cheap=True)
+    cheap.start([1, 2])
+    cheap.on_target_confidence([0.9])  # type: ignore[attr-defined]
+    assert not cheap.controller.hears_confidence
+    assert cheap.inner.heard == [0.9]
+    ngram = get_strategy("dynamic-lookahead").make_proposer(ProposerContext())
+    assert not isinstance(ngram, ConfidenceAwareProposer), "the engine computes nothing for it"

@@ -10,10 +10,16 @@ from typing import Any
 import pytest
 
 from sage.llm import get_strategy
-from sage.llm.bench.draft_traces import WRONG_TOKEN, TracedDraft, record_draft
+from sage.llm.bench.draft_traces import (
+    WRONG_TOKEN,
+    TracedDraft,
+    record_draft,
+    record_target_confidence,
+)
 from sage.llm.bench.replay import Fixed, Oracle, SimClock, run_policies, simulate, summarize
 from sage.llm.bench.traces import CostTable, Trace, TraceSet
 from sage.llm.engines.transformers import TransformersEngine
+from sage.llm.proposer import ConfidenceAwareProposer, Proposal
 from sage.llm.testing.tiny import noisy_copy, repetitive_prompt
 from sage_llm_strategy_draft.proposer import DraftModelProposer
 
@@ -41,7 +47,61 @@ def traced(engine: TransformersEngine, near_draft: Any) -> TraceSet:
         traces.append(Trace(seed, "c", prompt, result.token_ids, MAX_NEW, [], 0.0))
     set_ = record_draft(TraceSet("tiny", traces, CostTable(list(PASS))), near_draft, "near")
     set_.costs.draft_feed_seconds = [0.1 + 0.01 * n for n in set_.costs.draft_feed_tokens]
-    return set_
+    return record_target_confidence(set_, engine.model)
+
+
+class Listening:
+    """A ConfidenceAwareProposer around another proposer: keeps what the engine reports."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.heard: list[list[float]] = []
+
+    def start(self, prompt_ids: Any) -> None:
+        self.heard = []
+        self.inner.start(prompt_ids)
+
+    def propose(self, context_ids: Any, max_tokens: int) -> Proposal:
+        return self.inner.propose(context_ids, max_tokens)  # type: ignore[no-any-return]
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None:
+        self.inner.on_verified(num_proposed, num_accepted)
+
+    def on_target_confidence(self, confidence: Any) -> None:
+        self.heard.append(list(confidence))
+
+    def set_clock(self, clock: Any) -> None:
+        self.inner.set_clock(clock)
+
+
+def test_the_engine_reports_the_targets_probability_of_each_committed_token(
+    engine: TransformersEngine, near_draft: Any, traced: TraceSet
+) -> None:
+    """Live: one report after the prefill, then one per step of 1 + accepted values, equal to
+    the teacher-forced probabilities the traces hold; the replay reports the same. Output is
+    plain greedy's."""
+    assert not isinstance(DraftModelProposer(near_draft, 4), ConfidenceAwareProposer)
+    live = Listening(DraftModelProposer(near_draft, 4))
+    replayed = Listening(Fixed(TracedDraft(traced), 4))
+    assert isinstance(live, ConfidenceAwareProposer)
+    for trace in traced.traces:
+        result = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW)
+        assert result.token_ids == trace.output_ids
+        assert len(live.heard) == 1 + result.metrics.num_steps
+        assert len(live.heard[0]) == 1
+        heard = [c for step in live.heard for c in step]
+        assert heard == pytest.approx(trace.target_confidence, abs=1e-5)
+        assert all(0.0 < c <= 1.0 for c in heard)
+        simulate(trace, replayed, traced.costs, SimClock())
+        assert [len(step) for step in replayed.heard] == [len(step) for step in live.heard]
+        assert [c for step in replayed.heard for c in step] == trace.target_confidence
+
+
+def test_recording_confidence_needs_the_traces_own_target(
+    traced: TraceSet, near_draft: Any
+) -> None:
+    with pytest.raises(ValueError, match="differs from the trace"):
+        record_target_confidence(copy.deepcopy(traced), near_draft)
 
 
 def test_predictions_are_the_drafts_own(traced: TraceSet) -> None:
@@ -210,3 +270,23 @@ def test_replaying_a_draft_method_on_lookup_only_traces_says_what_to_do(
     monkeypatch.setattr(sage.llm, "get_strategy", lambda spec: Neither())
     with pytest.raises(SystemExit, match="cannot be replayed over a traced draft"):
         strategy_policy("neither", lambda: TracedDraft(traced))
+
+
+def test_over_orders_replays_a_learning_policy_in_shuffled_orders(traced: TraceSet) -> None:
+    """A policy without memory across requests gets the same figure in every order; one that
+    learns is summarised by mean and range, the first order being the given one."""
+    from sage.llm.bench.replay import over_orders
+
+    plain = run_policies(traced, {"plain": lambda: None})["plain"]
+    fixed = over_orders(traced, lambda: Fixed(TracedDraft(traced), 3), plain, 3)
+    assert fixed["overall"]["min"] == pytest.approx(fixed["overall"]["max"])
+    dynamic = get_strategy("dynamic-lookahead:max_tokens=6")
+
+    def make() -> Any:
+        return dynamic.wrap_proposer(TracedDraft(traced))  # type: ignore[attr-defined]
+
+    spread = over_orders(traced, make, plain, 3)
+    given = summarize(traced, run_policies(traced, {"plain": lambda: None, "d": make}))
+    for group, row in spread.items():
+        assert row["min"] <= row["mean"] <= row["max"]
+        assert row["min"] <= given["speedup"][group]["d"] <= row["max"]

@@ -138,6 +138,48 @@ paid for itself (it gained) lets the next one come on any positive credit: the b
 exactly where the draft was just found good, and closes again at the first probe that loses."""
 
 
+CONFIDENCE_MIN_TOKENS: Final = 4
+"""When the engine reports the target's confidence (:meth:`LookaheadController.observe_confidence`),
+a model draft stays off for a request's first 4 tokens, and is then switched on and off by the
+mean confidence of the request so far. On the draft traces, requests sort by that mean: from
+about 0.88 over their first tokens most pay for a deep draft (math, the copying parts of
+summarization and mt_bench), below it almost none does (docs/benchmarks.md). 4, 8 and 16 were
+replayed: 4 lost least on math_reasoning, whose gain is thin and spread over the request."""
+
+CALIBRATION_PRIOR: Final = 20.0
+"""The prediction is calibrated on the draft's own verdicts: tokens its steps committed over
+the tokens predicted for them (from the confidence seen and the tokens drafted), discounted
+sums that start at 20 and 20 (ratio 1, worth about three drafting steps). The ratio only ever
+lowers the prediction. That the draft agrees where the target is sure held for the 0.5B draft
+of the 1.5B target (35% agreement below a probability of 0.5, 85% at 0.8-0.9, 99% from 0.99);
+a draft that disagrees where the target is sure is found out within a few steps: replayed with
+half of that draft's tokens made wrong, dynamic-lookahead stayed within 0.93x-1.00x of plain
+decoding per category, and at 0.88x-1.00x with no calibration."""
+
+CALIBRATION_MEMORY: Final = 0.9
+"""Each drafting step discounts what earlier ones taught about the calibration by this factor
+(about ten steps): it follows the kind of text, as :data:`MEMORY` does for acceptance."""
+
+CALIBRATION_RECOVERY: Final = 0.9
+"""At each new request the calibration moves 10% of the way back to its prior. It is learned
+only while the draft runs, and the draft runs only where it is predicted to pay: without this,
+a few bad requests could keep a good draft off for good."""
+
+CONFIDENCE_CAP: Final = 0.99
+"""Predicted acceptance never above this: at 1.0 every depth would look free."""
+
+CONFIDENCE_MARGIN: Final = 0.0
+"""The margin a model draft must clear when the target's confidence decides (instead of
+:data:`MODEL_DRAFT_MARGIN`). That margin stands mostly for what a probe's estimates cannot see,
+the draft's reading of what it missed; here that read is priced from measured read times. On
+the replay, 5% kept math_reasoning at 0.95 of the best fixed k, 0 at 0.97, with rag (the
+category with long prompts to read) at 0.98 and 0.97."""
+
+LENGTH_MEMORY: Final = 32
+"""How many recent requests' lengths say how long the current one will go on (see
+:meth:`LookaheadController.expected_remaining`)."""
+
+
 BATCH_BAND_GROWTH: Final = 4
 """Batch-size bands grow 4x (1-4, 5-16, 17-64, ...) and the deepest k halves per band: a
 busier engine has less idle compute to spend on rejected drafts. This is vLLM's
@@ -166,6 +208,26 @@ def expected_tokens(acceptance: Sequence[float], k: int) -> float:
         run *= a
         total += run
     return total
+
+
+def _discounted_sums(sums: Sequence[float], x: float, y: float) -> list[float]:
+    """``sums`` (1, x, x^2, y, x*y over past points, each discounted by LOSS_MEMORY) with
+    the point ``(x, y)`` added: what a least-squares line through recent points needs."""
+    out = [v * LOSS_MEMORY for v in sums]
+    for i, v in enumerate((1.0, x, x * x, y, x * y)):
+        out[i] += v
+    return out
+
+
+def _line(sums: Sequence[float], x: float) -> float | None:
+    """The least-squares line through the points of ``sums`` (slope at least 0) at ``x``;
+    ``None`` while the points' x do not differ by more than one (a line would be a guess)."""
+    s0, s1, s2, sy, sxy = sums
+    spread = s0 * s2 - s1 * s1
+    if spread <= s0 * s0:
+        return None
+    slope = max(0.0, (s0 * sxy - s1 * sy) / spread)
+    return (sy - slope * s1) / s0 + slope * x
 
 
 class AcceptanceEstimates:
@@ -225,6 +287,7 @@ class StepCosts:
         self.profile: list[float] | None = None
         self.draft_per_token: float = 0.0
         self.overhead: float = 0.0  # the loop's own time per step, whatever k is
+        self._read_sums = [0.0] * 5  # discounted sums: 1, n, n^2, seconds, n * seconds
         self.set_profile(profile)
 
     def set_profile(self, profile: Sequence[float] | None) -> None:
@@ -258,6 +321,27 @@ class StepCosts:
         else:
             sample = min(sample, OUTLIER_FACTOR * self.draft_per_token)
             self.draft_per_token += COST_SMOOTHING * (sample - self.draft_per_token)
+
+    def observe_read(self, tokens: int, seconds: float) -> None:
+        """A model draft's first pass of a call read ``tokens`` tokens (what it had missed)
+        in ``seconds``: one or two after a drafting step, a whole prompt at a request's start."""
+        if tokens < 1 or not math.isfinite(seconds) or seconds < 0:
+            return
+        self._read_sums = _discounted_sums(self._read_sums, float(tokens), seconds)
+
+    def read_cost(self, tokens: int) -> float | None:
+        """Seconds for the draft to read ``tokens`` missed tokens: the least-squares line
+        through the reads timed so far (slope at least 0). With one size timed so far, that
+        read's seconds per token times ``tokens``: a forward pass reads many tokens for
+        little more than one, so this overstates a long read, and no switch-on bets on a
+        cheap long read that was never seen. ``None`` before any read was timed."""
+        s0, s1, _, sy, _ = self._read_sums
+        if s0 == 0.0:
+            return None
+        line = _line(self._read_sums, tokens)
+        if line is not None:
+            return max(0.0, line)
+        return sy / s1 * tokens
 
     def observe_overhead(self, seconds: float) -> None:
         """Time per step spent outside the draft and the verify pass (committing, lookup)."""
@@ -344,6 +428,11 @@ class LookaheadController:
         self._plain_first = True
         self._run_hits = 0.0  # discounted acceptance of position 1 across requests
         self._run_trials = 0.0
+        # The target's confidence (engines that report it, see observe_confidence):
+        self._confidence = [0.0, 0]  # this request's sum and count of reported values
+        self._calibration = [CALIBRATION_PRIOR, CALIBRATION_PRIOR]  # tokens got, predicted
+        self._step_confidence: float | None = None  # the request's mean when k was chosen
+        self._lengths: list[int] = []  # tokens reported by recent requests
 
     @property
     def acceptance(self) -> AcceptanceEstimates:
@@ -383,6 +472,14 @@ class LookaheadController:
         self.states[False].reset(prior, CARRY_OVER_FRESH)
         self.state = False
         self._last = self.max_tokens
+        if self._confidence[1] > 0:
+            self._lengths = [*self._lengths, int(self._confidence[1])][-LENGTH_MEMORY:]
+        self._confidence = [0.0, 0]
+        self._step_confidence = None
+        self._calibration = [
+            v * CALIBRATION_RECOVERY + CALIBRATION_PRIOR * (1.0 - CALIBRATION_RECOVERY)
+            for v in self._calibration
+        ]
 
     def observe(
         self, tested: int, accepted: int, first: int = 0, state: bool | None = None
@@ -394,6 +491,13 @@ class LookaheadController:
         if tested <= first:
             return
         self.states[self.state if state is None else state].observe(tested, accepted, first)
+        seen, self._step_confidence = self._step_confidence, None
+        if seen is not None and first == 0:  # how the prediction did (see observe_confidence)
+            got, expected = self._calibration
+            self._calibration = [
+                got * CALIBRATION_MEMORY + 1 + min(accepted, tested),
+                expected * CALIBRATION_MEMORY + expected_tokens([seen] * tested, tested),
+            ]
         if self._probing and first == 0:
             self._probing = False
             # Promising: back to the shortest interval. The verdict itself raised the
@@ -407,6 +511,84 @@ class LookaheadController:
         if first == 0:
             self._run_hits = self._run_hits * MEMORY + (1.0 if accepted > 0 else 0.0)
             self._run_trials = self._run_trials * MEMORY + 1.0
+
+    # -- the target's confidence (engines that report it) --------------------------------------
+
+    def observe_confidence(self, confidence: Sequence[float]) -> None:
+        """The target's probability of each token it just committed (the engine's report,
+        :class:`~sage.llm.proposer.ConfidenceAwareProposer`), oldest first.
+
+        A model draft that is off learns nothing from its verdicts, and running it to find
+        out (a probe) costs several plain steps where it is poor. This comes free with every
+        step: where the target is sure, a draft tends to agree with it. Once a request has
+        reported :data:`CONFIDENCE_MIN_TOKENS` values, :meth:`choose` decides a model draft's
+        steps from it (:meth:`confident_choice`) instead of from probes."""
+        values = [float(c) for c in confidence if math.isfinite(c) and 0.0 <= c <= 1.0]
+        self._confidence[0] += sum(values)
+        self._confidence[1] += len(values)
+
+    @property
+    def hears_confidence(self) -> bool:
+        """The engine reports the target's confidence in this request."""
+        return self._confidence[1] > 0
+
+    def predicted_acceptance(self) -> float | None:
+        """The acceptance of a drafted position expected from the request's mean target
+        confidence so far; ``None`` until :data:`CONFIDENCE_MIN_TOKENS` were reported."""
+        total, count = self._confidence
+        if count < CONFIDENCE_MIN_TOKENS:
+            return None
+        return min(CONFIDENCE_CAP, total / count)
+
+    @property
+    def calibration(self) -> float:
+        """Tokens the draft's steps committed over the tokens predicted for them, at most 1
+        (see :data:`CALIBRATION_PRIOR`)."""
+        got, predicted = self._calibration
+        return min(1.0, got / predicted)
+
+    def expected_remaining(self, limit: int) -> float:
+        """Tokens the current request is expected to go on for: the mean of what recent
+        requests that got this far went on for (at most ``limit``, what the engine allows).
+        When none got this far, as many as it has (a request that has run long tends to run
+        on). The engine's budget alone overstates it: a 20-token answer under a 96-token
+        budget would be priced as if it had 90 tokens to pay a switch-on back."""
+        done = int(self._confidence[1])
+        longer = [n - done for n in self._lengths if n > done]
+        if not self._lengths:
+            return float(limit)
+        return min(float(limit), sum(longer) / len(longer) if longer else float(done))
+
+    def confident_choice(self, candidates: Sequence[int], catch_up: int, limit: int) -> int | None:
+        """How deep a model draft goes this step, from the target's confidence: the ``k``
+        with the largest expected gain over a plain step at the predicted acceptance (times
+        :attr:`calibration`), or 0 when none gains. Switching the draft on (``catch_up`` > 1:
+        it first reads what it missed) must also pay for that read, this step or over the
+        steps the request is expected to go on for (:meth:`expected_remaining`), at the same
+        gain per step.
+        ``None`` when there is no prediction yet, or when no read was timed yet: then the
+        probes of :meth:`choose` decide, and the first read is priced by their budget."""
+        a = self.predicted_acceptance()
+        if a is None:
+            return None
+        plain = self.costs.step_cost(0)
+        margin = 1.0 + CONFIDENCE_MARGIN
+        calibration = self.calibration
+        gain, best = 0.0, 0
+        for k in candidates:
+            if k > 0:
+                tokens = expected_tokens([a] * k, k) * calibration
+                g = tokens * plain - self.costs.step_cost(k) * margin
+                if g > gain:
+                    gain, best = g, k
+        if best == 0 or catch_up <= 1:
+            return best
+        read = self.costs.read_cost(catch_up)
+        if read is None:
+            return None
+        extra = max(0.0, read - self.costs.draft_per_token)  # beyond drafting's first token
+        steps = max(1.0, self.expected_remaining(limit) / expected_tokens([a] * best, best))
+        return best if gain * steps >= extra else 0
 
     @property
     def probing(self) -> bool:
@@ -427,11 +609,7 @@ class LookaheadController:
             self.probe_loss = loss
         else:
             self.probe_loss += COST_SMOOTHING * (loss - self.probe_loss)
-        n = float(max(0, catch_up))
-        sums = [v * LOSS_MEMORY for v in self._loss_sums]
-        for i, v in enumerate((1.0, n, n * n, loss, n * loss)):
-            sums[i] += v
-        self._loss_sums = sums
+        self._loss_sums = _discounted_sums(self._loss_sums, float(max(0, catch_up)), loss)
 
     def expected_probe_loss(self, catch_up: int) -> float | None:
         """Seconds a probe that must first read ``catch_up`` missed tokens is expected to
@@ -442,14 +620,11 @@ class LookaheadController:
         part, drafting and verifying, for reading: in a long request, where the draft falls
         further behind every step, no probe would ever be affordable again.)
         ``None`` before the first probe."""
-        s0, s1, s2, sy, sny = self._loss_sums
+        s0, _, _, sy, _ = self._loss_sums
         if s0 == 0.0:
             return None
-        spread = s0 * s2 - s1 * s1
-        if spread > s0 * s0:  # the reads differ by more than a token: fit the line
-            slope = max(0.0, (s0 * sny - s1 * sy) / spread)
-            return (sy - slope * s1) / s0 + slope * catch_up
-        return sy / s0
+        line = _line(self._loss_sums, catch_up)
+        return sy / s0 if line is None else line
 
     def probe_depth(self, candidates: Sequence[int]) -> int | None:
         """The depth among ``candidates`` that pays at the lowest acceptance (the same at
@@ -495,6 +670,27 @@ class LookaheadController:
             for k in self.candidates(limit)
         }
 
+    def by_confidence(
+        self, scores: dict[int, float], best: int, catch_up: int, limit: int
+    ) -> int | None:
+        """A model draft's step when the engine reports the target's confidence: plain for
+        the request's first tokens, then :meth:`confident_choice`; while the draft runs,
+        at least as deep as the verdicts' own estimates (``best``) prefer, which know how
+        runs of accepted tokens go on. No probes: they are what this signal replaces.
+        ``None``: fall back to probes (no read timed yet)."""
+        k = 0
+        if self._confidence[1] >= CONFIDENCE_MIN_TOKENS:
+            chosen = self.confident_choice([k for k in scores if k > 0], catch_up, limit)
+            if chosen is None:
+                return None
+            k = max(chosen, best) if chosen > 0 and catch_up == 0 else chosen
+        if k > 0 and catch_up > 0:
+            self._probing = True  # a switch-on: its loss is measured as a probe's
+        self._last = k
+        total, count = self._confidence
+        self._step_confidence = total / count if k > 0 and count else None
+        return k
+
     def choose(self, limit: int, *, learns_when_off: bool = False, catch_up: int = 0) -> int:
         """The ``k`` for this step. ``learns_when_off``: the caller keeps observing proposals
         while speculation is off (from committed tokens), so no probe is needed. ``catch_up``:
@@ -512,6 +708,10 @@ class LookaheadController:
                 self._last = 0
                 return 0
         best = max(scores, key=lambda k: (scores[k], -k))
+        if not learns_when_off and 0 in scores and len(scores) > 1 and self.hears_confidence:
+            by_confidence = self.by_confidence(scores, best, catch_up, limit)
+            if by_confidence is not None:
+                return by_confidence
         if self._last in scores and scores[self._last] * (1.0 + HYSTERESIS) >= scores[best]:
             best = self._last
         if best > 0 and 0 in scores and scores[best] < scores[0] * (1.0 + self.margin):

@@ -67,11 +67,13 @@ class DynamicProposer:
         *,
         cheap: bool = False,
         confidence_threshold: float = 0.0,
+        listens: bool = True,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.inner = inner
         self.controller = controller
         self.cheap = cheap
+        self.listens = listens and not cheap
         if not cheap:
             controller.margin = max(controller.margin, MODEL_DRAFT_MARGIN)
         if confidence_threshold > 0.0:
@@ -163,6 +165,7 @@ class DynamicProposer:
                 drafting = self.clock() - now
                 timing = getattr(self.inner, "last_timing", None)
                 if timing is not None:  # the passes after the first: drafting alone
+                    controller.costs.observe_read(timing.read_tokens, timing.read_seconds)
                     if timing.drafted > 1:
                         controller.costs.observe_draft(timing.drafted - 1, timing.draft_seconds)
                 elif self._drafted_last_step():
@@ -250,6 +253,42 @@ class DynamicProposer:
         self._pending = still
 
 
+class ListeningDynamicProposer(DynamicProposer):
+    """A :class:`DynamicProposer` that hears the target's confidence from the engine (a
+    :class:`~sage.llm.proposer.ConfidenceAwareProposer`): its controller switches a costly
+    proposer on and off by it, and an inner proposer that listens hears it too. A separate
+    class so that the engine computes the probabilities only for a proposer that uses them
+    (an n-gram lookup learns from the committed tokens instead)."""
+
+    def on_target_confidence(self, confidence: Sequence[float]) -> None:
+        if self.listens:
+            self.controller.observe_confidence(confidence)
+        hear = getattr(self.inner, "on_target_confidence", None)
+        if callable(hear):
+            hear(confidence)
+
+
+def _dynamic(
+    inner: Proposer | Any,
+    controller: LookaheadController,
+    *,
+    cheap: bool,
+    confidence_threshold: float = 0.0,
+    listens: bool = True,
+) -> DynamicProposer:
+    """The controller around ``inner``, listening to the target's confidence where that is
+    used: by the controller of a costly proposer, or by the inner proposer itself."""
+    uses = (listens and not cheap) or callable(getattr(inner, "on_target_confidence", None))
+    kind = ListeningDynamicProposer if uses else DynamicProposer
+    return kind(
+        inner,
+        controller,
+        cheap=cheap,
+        confidence_threshold=confidence_threshold,
+        listens=listens,
+    )
+
+
 def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext) -> DynamicProposer:
     """The strategy's proposer: n-gram lookup, or the draft model, under the controller."""
     controller = LookaheadController(strategy.min_tokens, strategy.max_tokens)
@@ -260,7 +299,7 @@ def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext)
             context,
             confidence_threshold=strategy.confidence_threshold,
         )
-        return DynamicProposer(draft, controller)
+        return _dynamic(draft, controller, cheap=False, listens=strategy.target_confidence)
     ngram = NgramProposer(
         num_speculative_tokens=strategy.max_tokens,
         max_n=strategy.prompt_lookup_max,
@@ -276,16 +315,20 @@ def wrap(
     *,
     cheap: bool = False,
     confidence_threshold: float = 0.0,
+    listens: bool = True,
 ) -> DynamicProposer:
     """Put a third party's proposer under the controller.
 
     ``cheap=True`` only for a proposer whose cost does not grow with the tokens asked for (a
     lookup): it is then asked for ``max_tokens`` every step, also while speculation is off.
     ``confidence_threshold``: handed to the proposer's own early stop (see DynamicProposer).
+    ``listens``: a costly proposer's controller is switched on and off by the target's
+    confidence when the engine reports it (see :class:`~sage.llm.proposer.ConfidenceAwareProposer`).
     """
-    return DynamicProposer(
+    return _dynamic(
         inner,
         LookaheadController(min_tokens, max_tokens),
         cheap=cheap,
         confidence_threshold=confidence_threshold,
+        listens=listens,
     )

@@ -85,6 +85,29 @@ class SeededProposer(Proposer, Protocol):
         ...
 
 
+@runtime_checkable
+class ConfidenceAwareProposer(Proposer, Protocol):
+    """A proposer that hears how sure the target is of what it commits (optional capability).
+
+    After the prefill and after every step (following :meth:`~Proposer.on_verified`) the
+    reference engine calls :meth:`on_target_confidence` with the target's probability of each
+    token it committed, in order: one value after the prefill, ``1 + num_accepted`` after a
+    step. The probability is the softmax of the target's logits at that position (temperature
+    1, before sampling's filters), so it means the same under greedy decoding and sampling.
+
+    Why: while a costly proposer (a draft model) is switched off it learns nothing, and running
+    it just to find out costs steps. The target's confidence comes with every plain step: a
+    draft tends to agree with the target where the target is sure (docs/benchmarks.md measures
+    how well it predicts a 0.5B draft's acceptance). The engine computes it only for proposers
+    that define this method: one softmax over the committed rows per step. vLLM does not hand
+    the target's probabilities to a ``custom_class`` proposer, so there it is never called.
+    """
+
+    def on_target_confidence(self, confidence: Sequence[float]) -> None:
+        """The target's probability of each token committed since the previous call."""
+        ...
+
+
 @dataclass(frozen=True)
 class ProposerContext:
     """What the engine tells a strategy when it asks for a proposer."""

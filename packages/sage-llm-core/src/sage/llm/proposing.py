@@ -12,6 +12,7 @@ reference engine. Proposers written outside sage-llm, and the built-in ``ngram``
 What is here, by job:
 
 * the contract: :class:`Proposer`, :class:`SeededProposer` (optional ``reseed``),
+  :class:`ConfidenceAwareProposer` (optional ``on_target_confidence``),
   :class:`Proposal`, :class:`ProposerContext`, :class:`DraftTiming` (an optional
   ``last_timing`` of a proposer that runs a model);
 * sampling: :class:`SamplingParams` (:func:`sampling_params` builds it from a context),
@@ -50,12 +51,20 @@ from sage.llm.engines.transformers.vocab import (
     eos_token_ids,
     output_vocab_size,
 )
-from sage.llm.proposer import DraftTiming, Proposal, Proposer, ProposerContext, SeededProposer
+from sage.llm.proposer import (
+    ConfidenceAwareProposer,
+    DraftTiming,
+    Proposal,
+    Proposer,
+    ProposerContext,
+    SeededProposer,
+)
 
 if TYPE_CHECKING:
     from sage.llm.engines.vllm.proposer import VLLMProposer
 
 __all__ = [
+    "ConfidenceAwareProposer",
     "DraftModel",
     "DraftTiming",
     "InvalidSamplingParamsError",

@@ -52,6 +52,30 @@ def draft_predictions(model: Any, trace: Trace) -> tuple[list[int], list[float]]
     return [int(t) for t in tokens.tolist()], [float(c) for c in confidence.tolist()]
 
 
+def record_target_confidence(
+    traces: TraceSet, model: Any, *, on_trace: Callable[[Trace], None] | None = None
+) -> TraceSet:
+    """``traces`` with the target ``model``'s probability of each of its output tokens.
+
+    The same teacher-forced pass as the draft's, on the target: its greedy tokens must be the
+    trace's output (the same model, dtype and weights), which is checked, so the probability
+    of each is the one a plain run computes when it commits that token."""
+    for trace in traces.traces:
+        tokens, confidence = draft_predictions(model, trace)
+        if tokens != trace.output_ids:
+            pairs = zip(tokens, trace.output_ids, strict=True)
+            where = next(i for i, (a, b) in enumerate(pairs) if a != b)
+            raise ValueError(
+                f"question {trace.question_id}: this model's greedy token at output position "
+                f"{where} differs from the trace's; record confidence with the traces' own "
+                f"target ({traces.model}) and dtype."
+            )
+        trace.target_confidence = confidence
+        if on_trace is not None:
+            on_trace(trace)
+    return traces
+
+
 def measure_draft_feed(
     model: Any, prompt_ids: Sequence[int], sizes: Sequence[int] = DRAFT_FEED_SIZES, repeats: int = 3
 ) -> list[float]:

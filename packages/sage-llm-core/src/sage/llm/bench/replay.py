@@ -35,7 +35,7 @@ from typing import Any
 
 from sage.llm.bench.draft_traces import TracedDraft
 from sage.llm.bench.traces import CostTable, Trace, TraceSet, common_prefix
-from sage.llm.proposer import Proposal, Proposer
+from sage.llm.proposer import ConfidenceAwareProposer, Proposal, Proposer
 
 HF_HEURISTIC_START = 5
 """transformers starts prompt lookup at ``prompt_lookup_num_tokens`` (its docs use 5-10)."""
@@ -84,6 +84,10 @@ def simulate(
     clock.now += costs.prefill_seconds
     if proposer is not None:
         proposer.start(trace.prompt_ids)
+    confidence = trace.target_confidence  # the engine's report (ConfidenceAwareProposer)
+    listener = proposer if isinstance(proposer, ConfidenceAwareProposer) else None
+    if listener is not None and confidence:
+        listener.on_target_confidence(confidence[:1])
     context = [*trace.prompt_ids, out[0]]
     done = 1
     steps = proposed = accepted = 0
@@ -97,6 +101,8 @@ def simulate(
         clock.now += costs.step(1 + len(draft))
         if proposer is not None:
             proposer.on_verified(len(draft), n)
+            if listener is not None and confidence:
+                listener.on_target_confidence(confidence[done : done + n + 1])
         steps += 1
         proposed += len(draft)
         accepted += n
@@ -340,6 +346,38 @@ def summarize(traces: TraceSet, results: dict[str, list[SimResult]]) -> dict[str
     return {"categories": [*cats, "overall"], "speedup": table}
 
 
+def over_orders(
+    traces: TraceSet,
+    make: Callable[[], Proposer | None],
+    plain: list[SimResult],
+    orders: int,
+) -> dict[str, dict[str, float]]:
+    """A policy that learns across requests, replayed in ``orders`` orders of the traces
+    (the given one, then seeded shuffles 1, 2, ...): per category, the mean, lowest and
+    highest speedup over plain decoding. One order's figure moves by a few percent with which
+    requests came first; the mean is what the policy does on such traffic."""
+    import random
+    import statistics
+
+    per_group: dict[str, list[float]] = defaultdict(list)
+    for seed in range(orders):
+        order = list(range(len(traces.traces)))
+        if seed:
+            random.Random(seed).shuffle(order)
+        shuffled = dataclasses.replace(traces, traces=[traces.traces[i] for i in order])
+        runs = run_policies(shuffled, {"policy": make})["policy"]
+        back: list[SimResult | None] = [None] * len(order)
+        for position, i in enumerate(order):
+            back[i] = runs[position]
+        table = summarize(traces, {"plain": plain, "policy": [r for r in back if r]})
+        for group, row in table["speedup"].items():
+            per_group[group].append(row["policy"])
+    return {
+        group: {"mean": statistics.fmean(v), "min": min(v), "max": max(v)}
+        for group, v in per_group.items()
+    }
+
+
 def format_table(summary: dict[str, Any], columns: Sequence[str]) -> str:
     rows = ["| policy | " + " | ".join(summary["categories"]) + " |"]
     rows.append("| --- |" + " ---: |" * len(summary["categories"]))
@@ -406,12 +444,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     rep.add_argument("--json", type=Path, default=None)
     rep.add_argument("--plot", type=Path, default=None)
+    rep.add_argument(
+        "--orders",
+        type=int,
+        default=1,
+        help="also replay each -s strategy in this many orders of the traces (the given one, "
+        "then seeded shuffles) and print each category's mean and range",
+    )
     drf = sub.add_parser(
         "record-draft", help="add a draft model's predictions and measured costs to traces"
     )
     drf.add_argument("traces", type=Path)
     drf.add_argument("--draft", required=True, help="draft model: pack name or directory")
     drf.add_argument("--out", type=Path, required=True)
+    conf = sub.add_parser(
+        "record-confidence",
+        help="add the target's probability of each output token to traces (teacher-forced)",
+    )
+    conf.add_argument("traces", type=Path)
+    conf.add_argument("--target", default=None, help="default: the traces' own model")
+    conf.add_argument("--out", type=Path, required=True)
     chk = sub.add_parser(
         "check", help="simulated vs measured speedup for the methods of a sage-llm bench JSON"
     )
@@ -425,6 +477,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args)
     if args.command == "record-draft":
         return _record_draft(args)
+    if args.command == "record-confidence":
+        return _record_confidence(args)
     return _run(args)
 
 
@@ -599,6 +653,21 @@ def _run(args: argparse.Namespace) -> int:
         "oracle",
     ]
     print(format_table(summary, columns))
+    if args.orders > 1:
+        summary["orders"] = {"count": args.orders}
+        cats = summary["categories"]
+        print(f"\nover {args.orders} orders of the traces: mean speedup (lowest-highest)")
+        print("| strategy | " + " | ".join(cats) + " |")
+        print("| --- |" + " ---: |" * len(cats))
+        for spec in args.strategy:
+            make = strategy_policy(spec, inner if draft else None)
+            spread = over_orders(traces, make, results["plain"], args.orders)
+            summary["orders"][spec] = spread
+            cells = [
+                f"{spread[c]['mean']:.2f}x ({spread[c]['min']:.2f}-{spread[c]['max']:.2f})"
+                for c in cats
+            ]
+            print(f"| {spec} | " + " | ".join(cells) + " |")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=1))
@@ -642,6 +711,36 @@ def _record_draft(args: argparse.Namespace) -> int:
             )
         ),
     )
+    return 0
+
+
+def _record_confidence(args: argparse.Namespace) -> int:
+    from sage.llm.bench.draft_traces import record_target_confidence
+    from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
+    from sage.llm.models import resolve_model
+
+    set_cpu_environment()
+    traces = TraceSet.load(args.traces)
+    dtype = traces.costs.machine.get("dtype", "torch.float32").removeprefix("torch.")
+    model, _ = load_model(
+        str(resolve_model(args.target or traces.model)),
+        dtype=dtype,
+        require_tokenizer=False,
+        weight_layout="row",
+    )
+    try:
+        record_target_confidence(
+            traces,
+            model,
+            on_trace=lambda t: print(
+                f"{t.category} {t.question_id}: mean target probability "
+                f"{sum(t.target_confidence) / len(t.target_confidence):.3f}",
+                flush=True,
+            ),
+        )
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    traces.save(args.out)
     return 0
 
 

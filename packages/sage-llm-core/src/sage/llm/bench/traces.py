@@ -39,6 +39,10 @@ class Trace:
     (:mod:`sage.llm.bench.draft_traces`; empty for lookup-only traces)."""
     draft_confidence: list[float] = field(default_factory=list)
     """The draft's probability of each of those tokens (for its confidence stop)."""
+    target_confidence: list[float] = field(default_factory=list)
+    """The target's own probability (softmax of its logits) of each output token, as the
+    engine reports it to a :class:`~sage.llm.proposer.ConfidenceAwareProposer` when the token
+    is committed (``replay record-confidence``; empty when not recorded)."""
 
 
 @dataclass

@@ -24,7 +24,13 @@ from sage.llm.engines.transformers.sampling import SamplingParams, probabilities
 from sage.llm.engines.transformers.verify import verify
 from sage.llm.engines.transformers.vocab import eos_token_ids, output_vocab_size
 from sage.llm.metrics import SpecDecodeMetrics
-from sage.llm.proposer import Proposal, Proposer, ProposerContext, SeededProposer
+from sage.llm.proposer import (
+    ConfidenceAwareProposer,
+    Proposal,
+    Proposer,
+    ProposerContext,
+    SeededProposer,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -284,6 +290,10 @@ class TransformersEngine:
             logits = compat.forward(model, prompt_ids, cache, logits_to_keep=1)
             tokens = _choose(logits, sampling, generator)
             metrics.prefill_time_s = clock() - start
+            # Only a proposer that asks for it costs the softmax (see ConfidenceAwareProposer).
+            listener = proposer if isinstance(proposer, ConfidenceAwareProposer) else None
+            if listener is not None:
+                listener.on_target_confidence(_token_probabilities(logits[-1:], tokens))
             if proposer is not None:
                 compat.enable_rollback(cache)  # sliding-window layers keep what a crop needs
             while True:
@@ -319,6 +329,9 @@ class TransformersEngine:
                     # Only the rejected tokens leave the cache (never crop(0): see compat).
                     compat.drop_last_tokens(cache, len(draft) - verdict.num_accepted)
                     proposer.on_verified(len(draft), verdict.num_accepted)
+                    if listener is not None:
+                        rows = logits[: verdict.num_accepted + 1]
+                        listener.on_target_confidence(_token_probabilities(rows, verdict.tokens))
                 t2 = clock()
                 metrics.draft_time_s += t1 - t0
                 metrics.verify_time_s += t2 - t1
@@ -331,6 +344,15 @@ class TransformersEngine:
         metrics.wall_time_s = clock() - start
         text = text_out.finish(generated) if text_out is not None else self.decode(generated)
         return GenerationResult(text, generated, list(prompt_ids), finish, metrics)
+
+
+def _token_probabilities(logits: torch.Tensor, tokens: Sequence[int]) -> list[float]:
+    """Softmax probability of ``tokens[i]`` under row ``i`` of ``logits``."""
+    import torch
+
+    index = torch.tensor(list(tokens), device=logits.device, dtype=torch.long).unsqueeze(1)
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(1, index)
+    return [float(v) for v in logp.exp().squeeze(1).tolist()]
 
 
 def _choose(logits: torch.Tensor, sampling: SamplingParams, generator: Any) -> list[int]:

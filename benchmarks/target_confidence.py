@@ -50,7 +50,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from sage.llm.bench.draft_traces import draft_predictions
+    from sage.llm.bench.draft_traces import record_target_confidence
     from sage.llm.bench.traces import TraceSet, common_prefix
     from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
     from sage.llm.models import resolve_model
@@ -61,24 +61,24 @@ def main() -> None:
     requests: list[dict[str, Any]] = []
     by_prompt: dict[tuple[int, ...], list[float]] = {}
     for path in args.traces:
-        for trace in TraceSet.load(path).traces:
+        traceset = TraceSet.load(path)
+        if any(not t.target_confidence for t in traceset.traces):
+            if model is None:
+                set_cpu_environment()
+                model, _ = load_model(
+                    str(resolve_model(args.target)),
+                    dtype="float32",
+                    require_tokenizer=False,
+                    weight_layout="row",
+                )
+            try:
+                record_target_confidence(traceset, model)
+            except ValueError as exc:
+                raise SystemExit(f"{path}: {exc}") from None
+        for trace in traceset.traces:
             if not trace.draft_tokens:
                 raise SystemExit(f"{path}: no draft predictions (run `replay record-draft`)")
             confidence = trace.target_confidence  # `replay record-confidence`
-            if not confidence:
-                if model is None:
-                    set_cpu_environment()
-                    model, _ = load_model(
-                        str(resolve_model(args.target)),
-                        dtype="float32",
-                        require_tokenizer=False,
-                        weight_layout="row",
-                    )
-                tokens, confidence = draft_predictions(model, trace)  # the target's own, here
-                if tokens != trace.output_ids:
-                    raise SystemExit(
-                        f"{path} {trace.question_id}: the target's greedy output differs"
-                    )
             by_prompt[tuple(trace.prompt_ids)] = confidence
             agrees = [d == o for d, o in zip(trace.draft_tokens, trace.output_ids, strict=True)]
             for c, ok in zip(confidence[1:], agrees[1:], strict=True):  # [0] is never drafted

@@ -677,18 +677,25 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _record_draft(args: argparse.Namespace) -> int:
-    from sage.llm.bench.draft_traces import record_draft
+def _load_for_traces(name: str, traces: TraceSet) -> Any:
+    """A model to run over ``traces`` as the draft proposer loads one: the traces' dtype,
+    PyTorch's row-major weights."""
     from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
     from sage.llm.models import resolve_model
 
     set_cpu_environment()
-    traces = TraceSet.load(args.traces)
     dtype = traces.costs.machine.get("dtype", "torch.float32").removeprefix("torch.")
-    # as the draft proposer loads it: the target's dtype, PyTorch's row-major weights
     model, _ = load_model(
-        str(resolve_model(args.draft)), dtype=dtype, require_tokenizer=False, weight_layout="row"
+        str(resolve_model(name)), dtype=dtype, require_tokenizer=False, weight_layout="row"
     )
+    return model
+
+
+def _record_draft(args: argparse.Namespace) -> int:
+    from sage.llm.bench.draft_traces import record_draft
+
+    traces = TraceSet.load(args.traces)
+    model = _load_for_traces(args.draft, traces)
     record_draft(
         traces,
         model,
@@ -716,18 +723,9 @@ def _record_draft(args: argparse.Namespace) -> int:
 
 def _record_confidence(args: argparse.Namespace) -> int:
     from sage.llm.bench.draft_traces import record_target_confidence
-    from sage.llm.engines.transformers.loading import load_model, set_cpu_environment
-    from sage.llm.models import resolve_model
 
-    set_cpu_environment()
     traces = TraceSet.load(args.traces)
-    dtype = traces.costs.machine.get("dtype", "torch.float32").removeprefix("torch.")
-    model, _ = load_model(
-        str(resolve_model(args.target or traces.model)),
-        dtype=dtype,
-        require_tokenizer=False,
-        weight_layout="row",
-    )
+    model = _load_for_traces(args.target or traces.model, traces)
     try:
         record_target_confidence(
             traces,

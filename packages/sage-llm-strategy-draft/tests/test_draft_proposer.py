@@ -85,3 +85,37 @@ def test_no_auto_download_refuses_hub_ids() -> None:
     context = ProposerContext(target=tiny_llama(64), vocab_size=64, device="cpu")
     with pytest.raises(ModelLoadError, match="auto_download is off"):
         build_draft_proposer("org/draft", 3, context, allow_hub=False)
+
+
+def greedy_run_probabilities(draft: Any, context: list[int], tokens: list[int]) -> list[float]:
+    """The draft's probability of each of its greedy ``tokens`` after ``context``."""
+    with torch.inference_mode():
+        logits = draft(input_ids=torch.tensor([[*context, *tokens[:-1]]])).logits[0]
+    probs = torch.softmax(logits[len(context) - 1 :].float(), dim=-1)
+    return [float(probs[i, t]) for i, t in enumerate(tokens)]
+
+
+def test_cumulative_stop_ends_the_draft_once_the_whole_run_is_unlikely() -> None:
+    """The draft stops after the token that takes the product of its probabilities below the
+    threshold, however sure each token is on its own."""
+    from sage.llm.testing.tiny import reference_greedy, repetitive_prompt, tiny_llama
+    from sage_llm_strategy_draft.proposer import DraftModelProposer
+
+    draft = tiny_llama(64, seed=3)
+    context = repetitive_prompt(10, seed=1, vocab_size=64)
+    full = reference_greedy(draft, context, 6)
+    run = 1.0
+    runs = []
+    for p in greedy_run_probabilities(draft, context, full):
+        run *= p
+        runs.append(run)
+    for stop_after in (1, 2, 4):  # a threshold between two products: stop right after
+        threshold = (runs[stop_after - 1] + runs[stop_after - 2]) / 2 if stop_after > 1 else 1.0
+        proposer = DraftModelProposer(draft, 6, cumulative_confidence_threshold=threshold)
+        proposer.start(context)
+        assert proposer.propose(context, 6).token_ids == full[:stop_after]
+    lenient = DraftModelProposer(draft, 6, cumulative_confidence_threshold=runs[-2] / 2)
+    lenient.start(context)
+    assert lenient.propose(context, 6).token_ids == full  # never below: the whole k
+    with pytest.raises(ValueError, match="cumulative_confidence_threshold"):
+        DraftModelProposer(draft, 6, cumulative_confidence_threshold=1.5)

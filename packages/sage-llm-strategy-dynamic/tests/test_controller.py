@@ -410,8 +410,9 @@ def test_confidence_replaces_probes() -> None:
 
 
 def test_a_long_read_must_be_paid_back_within_the_request() -> None:
-    """Reading a long prompt first pays only if the request goes on long enough; how long
-    requests go on is learned from the ones before."""
+    """Reading a long prompt first pays only if the request goes on long enough: how long
+    requests go on is learned from the ones before, and a request is never expected to go
+    on for longer than it has run so far."""
     c = listening(0.97, read=4.0)  # 4 s for 100 tokens: reading is dear
     for _ in range(5):  # recent requests ended after 10 tokens
         c.start_request()
@@ -425,7 +426,10 @@ def test_a_long_read_must_be_paid_back_within_the_request() -> None:
         c.observe_confidence([0.97] * 96)
     c.start_request()
     c.observe_confidence([0.97] * 8)
-    assert c.expected_remaining(90) > 50
+    assert c.expected_remaining(90) == pytest.approx(8.0)  # only 8 seen: 8 more at most
+    assert c.choose(90, catch_up=100) == 0
+    c.observe_confidence([0.97] * 32)
+    assert c.expected_remaining(90) == pytest.approx(40.0)
     assert c.choose(90, catch_up=100) > 0
 
 
@@ -453,7 +457,7 @@ def test_confidence_reports_are_sanitised() -> None:
     assert not c.hears_confidence
     c.observe_confidence([float("nan"), 1.5, -0.1, 0.5, 1.0])
     assert c.hears_confidence
-    assert c._confidence == [1.5, 2]
+    assert (c._confidence.total, c._confidence.count) == (1.5, 2)
     c.start_request()
     assert not c.hears_confidence
 
@@ -468,3 +472,76 @@ def test_read_cost_is_a_line_through_timed_reads() -> None:
     costs.observe_read(0, 1.0)  # ignored
     costs.observe_read(5, float("inf"))
     assert costs.read_cost(1010) == pytest.approx(0.2 + 0.002 * 1000)
+
+
+def test_a_spread_of_confidences_is_trusted_less_than_a_steady_run() -> None:
+    """Two requests with the same mean confidence: the one whose values scatter is predicted
+    lower (by CONFIDENCE_CAUTION standard errors), and the gap closes as values come in."""
+    from sage_llm_strategy_dynamic.controller import CONFIDENCE_CAUTION
+
+    steady = listening(0.8, tokens=0)
+    steady.observe_confidence([0.8] * 4)
+    scattered = listening(0.8, tokens=0)
+    scattered.observe_confidence([1.0, 0.6, 1.0, 0.6])
+    assert steady.predicted_acceptance() == pytest.approx(0.8)
+    first = scattered.predicted_acceptance()
+    assert first == pytest.approx(0.8 - CONFIDENCE_CAUTION * 0.2 / 2)  # sd 0.2, 4 values
+    scattered.observe_confidence([1.0, 0.6] * 8)
+    later = scattered.predicted_acceptance()
+    assert later is not None
+    assert first is not None
+    assert first < later < 0.8
+    # On the costs of the 2-core VM (STEEP), the caution keeps the draft off after a few
+    # sure-then-unsure tokens where their plain mean would have switched it on.
+    hopeful = listening(0.9, tokens=0)
+    hopeful.observe_confidence([1.0, 1.0, 1.0, 0.4])  # mean 0.85
+    sure = listening(0.85, tokens=4)
+    assert sure.choose(10, catch_up=50) > 0
+    assert hopeful.choose(10, catch_up=50) == 0
+
+
+def test_break_even_of_one_more_drafted_token_comes_from_measured_costs() -> None:
+    """A drafted token's time plus one more verify position, over a plain step: the mean
+    slope of the pass cost from 2 tokens up, so one noisy size does not move it."""
+    c = model_draft()  # plain 1.0 s, a drafted token 0.4 s, STEEP passes
+    slope = (STEEP[10] - STEEP[1]) / 9
+    assert c.costs.draft_break_even() == pytest.approx(0.4 + slope)
+    c.costs.observe_pass(7, 3.0)  # one slow 7-token pass
+    assert c.costs.draft_break_even() == pytest.approx(0.4 + slope)
+    cheap = LookaheadController(0, 10)
+    for n in range(1, 12):
+        cheap.costs.observe_pass(n, 1.0)  # a GPU: passes cost the same up to 11 tokens
+    cheap.costs.observe_draft(1, 0.05)
+    assert cheap.costs.draft_break_even() == pytest.approx(0.05)
+    assert LookaheadController(0, 10).costs.draft_break_even() == 0.0  # nothing timed
+
+
+def test_a_draft_that_stops_by_itself_is_run_as_deep_as_allowed() -> None:
+    """With the draft's own cumulative stop (draft_stops), the target's confidence decides
+    on or off and the stop decides the depth; without it the controller picks k."""
+    picks = listening(0.88)
+    k = picks.choose(10, catch_up=0)
+    assert 0 < k < 10
+    stops = listening(0.88)
+    stops.draft_stops = True
+    assert stops.choose(10, catch_up=0) == 10
+    stops.set_cap(6)  # a cap from outside still holds
+    assert stops.choose(10, catch_up=0) == 6
+    unsure = listening(0.5)
+    unsure.draft_stops = True
+    assert unsure.choose(10, catch_up=0) == 0
+
+
+def test_a_sure_stretch_after_an_unsure_start_switches_the_draft_on() -> None:
+    """The request's mean lags a change of regime (prose, then a code block); its recent
+    values (CONFIDENCE_RECENCY) catch it within a bounded number of tokens."""
+    c = listening(0.6, tokens=40)
+    assert c.choose(90, catch_up=40) == 0
+    for sure in range(1, 30):
+        c.observe_confidence([1.0])
+        if c.choose(90, catch_up=40 + sure) > 0:
+            break
+    else:
+        pytest.fail("30 sure tokens in a row did not switch the draft on")
+    assert sure <= 15
+    assert c._confidence.mean < 0.75  # the whole request's mean alone would still say off

@@ -20,6 +20,8 @@ class TestDynamicConformance(StrategyConformanceTests):
         {"min_tokens": -1},
         {"prompt_lookup_min": 5},
         {"draft_model_id": " "},
+        {"cumulative_confidence_threshold": 1.5},
+        {"cumulative_confidence_threshold": -0.1},
     ]
 
 
@@ -94,3 +96,23 @@ def test_vllm_accepts_the_config_and_schedule(lo: int, hi: int) -> None:
     parsed = SpeculativeConfig(**section)
     assert parsed.num_speculative_tokens == hi
     validate_and_normalize_dynamic_sd_schedule(section["num_speculative_tokens_per_batch_size"])
+
+
+def test_a_cumulative_stop_for_a_proposer_without_one_is_refused() -> None:
+    """A threshold the proposer cannot honour is an error, not a silent no-op; left unset,
+    a proposer without the stop is simply run without it."""
+    from sage.llm.proposing import Proposal
+
+    class Draft:
+        def start(self, prompt_ids: list[int]) -> None: ...
+
+        def propose(self, context_ids: list[int], max_tokens: int) -> Proposal:
+            return Proposal([])
+
+        def on_verified(self, num_proposed: int, num_accepted: int) -> None: ...
+
+    strategy = get_strategy("dynamic-lookahead:cumulative_confidence_threshold=0.4")
+    with pytest.raises(ValueError, match="cumulative confidence stop"):
+        strategy.wrap_proposer(Draft())  # type: ignore[attr-defined]
+    default = get_strategy("dynamic-lookahead").wrap_proposer(Draft())  # type: ignore[attr-defined]
+    assert not default.controller.draft_stops

@@ -188,6 +188,58 @@ def test_a_draft_that_reports_its_timing_is_priced_from_its_first_call() -> None
     assert controller.costs.draft_per_token == pytest.approx(inner.per_token)
 
 
+class StoppingDraft(ReportingDraft):
+    """The same draft with a cumulative confidence stop, recording the threshold it was
+    given at each call (the draft model's ``cumulative_confidence_threshold``)."""
+
+    def __init__(self, clock: list[float]) -> None:
+        super().__init__(clock)
+        self.cumulative_confidence_threshold = 0.0
+        self.given: list[float] = []
+
+    def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        self.given.append(self.cumulative_confidence_threshold)
+        return super().propose(context_ids, max_tokens)
+
+
+def test_a_drafts_cumulative_stop_is_set_every_step_from_the_measured_costs() -> None:
+    """Left unset, the stop is the break-even of one more drafted token, from what was
+    measured so far; a number fixes it; 0 turns it off. Only a fixed or measured stop lets
+    the controller draft as deep as allowed."""
+    clock = [0.0]
+    inner = StoppingDraft(clock)
+    controller = Scripted(0, 4, [3])
+    proposer = DynamicProposer(inner, controller)
+    assert controller.draft_stops
+    proposer.set_clock(lambda: clock[0])
+    context = list(range(20))
+    proposer.start(context)
+    for _ in range(4):
+        proposal = proposer.propose(context, 64)
+        clock[0] += 0.5  # the verify pass
+        proposer.on_verified(len(proposal), len(proposal))
+        context = context + [1] * (len(proposal) + 1)
+    assert inner.given[0] == 0.0  # nothing measured yet: no stop
+    assert inner.given[-1] == pytest.approx(controller.costs.draft_break_even())
+    assert inner.given[-1] > 0.1  # a drafted token costs 0.1 s against 0.5 s plain
+
+    fixed = StoppingDraft(clock)
+    assert DynamicProposer(fixed, Scripted(0, 4, [3]), cumulative_confidence_threshold=0.3)
+    assert fixed.cumulative_confidence_threshold == 0.3
+    off = StoppingDraft(clock)
+    off_controller = Scripted(0, 4, [3])
+    DynamicProposer(off, off_controller, cumulative_confidence_threshold=0.0)
+    assert off.cumulative_confidence_threshold == 0.0
+    assert not off_controller.draft_stops
+    plain_controller = Scripted(0, 4, [3])
+    DynamicProposer(ReportingDraft(clock), plain_controller)  # no stop to set: left alone
+    assert not plain_controller.draft_stops
+    with pytest.raises(ValueError, match="cumulative confidence stop"):
+        DynamicProposer(
+            ReportingDraft(clock), Scripted(0, 4, [3]), cumulative_confidence_threshold=0.3
+        )
+
+
 # -- losslessness -----------------------------------------------------------------------------
 
 MAX_NEW = 40
@@ -239,7 +291,7 @@ def draft_inner(model: Any, sampling: Any = None) -> Any:
 EVERY_K = [0, 1, 2, 3, 4, 5, 6, 6, 3, 0, 0, 5, 1]  # every depth, and every change between them
 
 
-@pytest.mark.parametrize("kind", ["ngram", "draft", "draft-confidence"])
+@pytest.mark.parametrize("kind", ["ngram", "draft", "draft-confidence", "draft-cumulative"])
 def test_greedy_is_lossless_for_every_k(
     target: Any,
     near_draft: Any,
@@ -256,7 +308,13 @@ def test_greedy_is_lossless_for_every_k(
         else:
             threshold = 0.3 if kind == "draft-confidence" else 0.0
             inner = draft_inner(near_draft)
-            proposer = DynamicProposer(inner, controller, confidence_threshold=threshold)
+            proposer = DynamicProposer(
+                inner,
+                controller,
+                confidence_threshold=threshold,
+                # "draft" and "draft-confidence": the default, set from the measured costs
+                cumulative_confidence_threshold=0.5 if kind == "draft-cumulative" else None,
+            )
         accepted = 0
         seen: set[int] = set()
         for prompt, ref in zip(prompts, references, strict=True):
@@ -311,7 +369,7 @@ def _chi2_ok(counts: dict[Any, int], probs: dict[Any, float], total: int) -> tup
     return stat, df * (1.0 - h + 3.09 * math.sqrt(h)) ** 3
 
 
-@pytest.mark.parametrize("kind", ["ngram", "draft-confidence"])
+@pytest.mark.parametrize("kind", ["ngram", "draft-confidence", "draft-cumulative"])
 def test_sampling_keeps_the_target_distribution(kind: str) -> None:
     pytest.importorskip("transformers")
     import torch
@@ -351,8 +409,20 @@ def test_sampling_keeps_the_target_distribution(kind: str) -> None:
         inner,
         Scripted(0, DEPTH, [2, 1, 0, 2]),
         cheap=kind == "ngram",
-        confidence_threshold=0.5 if kind != "ngram" else 0.0,
+        confidence_threshold=0.5 if kind == "draft-confidence" else 0.0,
+        # whether the second token is drafted depends on the first one's sampled probability
+        cumulative_confidence_threshold=0.25 if kind == "draft-cumulative" else None,
     )
+    depths: set[int] = set()  # tokens drafted when asked for 2
+    propose = inner.propose
+
+    def recording(context_ids: Sequence[int], max_tokens: int) -> Proposal:
+        proposal = propose(context_ids, max_tokens)
+        if max_tokens == 2:
+            depths.add(len(proposal.token_ids))
+        return proposal
+
+    inner.propose = recording
     engine = TransformersEngine(model)
     counts: dict[Any, int] = {}
     drafts = 0
@@ -364,6 +434,8 @@ def test_sampling_keeps_the_target_distribution(kind: str) -> None:
         counts[cell] = counts.get(cell, 0) + 1
         drafts += result.metrics.num_drafts
     assert drafts > SAMPLES // 4
+    if kind == "draft-cumulative":
+        assert depths == {1, 2}, "the stop should end some drafts early and not others"
     stat, bound = _chi2_ok(counts, exact, SAMPLES)
     assert stat < bound, f"chi2={stat:.1f} > {bound:.1f}"
 

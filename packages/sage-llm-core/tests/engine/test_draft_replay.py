@@ -157,6 +157,31 @@ def test_confidence_stop_replays_exactly_while_the_draft_is_right(
     assert stopped > 0, "the threshold should stop some drafts early"
 
 
+def test_cumulative_stop_replays_exactly_while_the_draft_is_right(
+    engine: TransformersEngine, target: Any, traced: TraceSet
+) -> None:
+    """The same for the stop on the product of the draft's probabilities."""
+    own = record_draft(
+        TraceSet("tiny", copy.deepcopy(traced.traces), copy.deepcopy(traced.costs)),
+        target,
+        "self",
+    )
+    threshold = 0.5
+    live = DraftModelProposer(target, 6, cumulative_confidence_threshold=threshold)
+    replayed = Fixed(TracedDraft(own, cumulative_confidence_threshold=threshold), 6)
+    stopped = 0
+    for trace in own.traces:
+        m = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW).metrics
+        sim = simulate(trace, replayed, own.costs, SimClock())
+        assert (sim.steps, sim.proposed, sim.accepted) == (
+            m.num_steps,
+            m.num_draft_tokens,
+            m.num_accepted_tokens,
+        )
+        stopped += m.num_drafts * 6 - m.num_draft_tokens
+    assert stopped > 0, "the threshold should stop some drafts early"
+
+
 def test_dynamic_lookahead_chooses_as_it_does_live(
     engine: TransformersEngine, near_draft: Any, traced: TraceSet
 ) -> None:

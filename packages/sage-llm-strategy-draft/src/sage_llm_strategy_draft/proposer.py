@@ -44,6 +44,7 @@ class DraftModelProposer:
         eos_token_ids: Sequence[int] = (),
         *,
         confidence_threshold: float = 0.0,
+        cumulative_confidence_threshold: float = 0.0,
     ) -> None:
         import torch
 
@@ -51,6 +52,11 @@ class DraftModelProposer:
             raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}")
         if not 0.0 <= confidence_threshold < 1.0:
             raise ValueError(f"confidence_threshold must be in [0, 1), got {confidence_threshold}")
+        if not 0.0 <= cumulative_confidence_threshold <= 1.0:
+            raise ValueError(
+                "cumulative_confidence_threshold must be in [0, 1], got "
+                f"{cumulative_confidence_threshold}"
+            )
         self.confidence_threshold = confidence_threshold
         """Stop drafting after a token the draft gave less than this probability (0: never).
 
@@ -58,6 +64,16 @@ class DraftModelProposer:
         token ``i+1`` is drafted depends only on tokens ``<= i``, never on token ``i+1`` itself,
         so every drafted token is still a draw from ``q`` and speculative sampling stays exact.
         """
+        self.cumulative_confidence_threshold = cumulative_confidence_threshold
+        """Stop drafting once the product of the draft's probabilities of the tokens drafted
+        in this call falls below this (0: never).
+
+        SpecDec++'s stopping rule (Huang et al. 2024): that product is the draft's own estimate
+        of the chance that every one of them is accepted, so the next token is worth drafting
+        only while it stays above what a drafted token costs over what an accepted one saves.
+        Unlike :attr:`confidence_threshold` one unsure token in a long, sure run does not end
+        the draft. A caller that measures those costs (dynamic-lookahead) sets it every step.
+        Exact for sampling for the same reason as :attr:`confidence_threshold`."""
         self.model = model
         self.num_speculative_tokens = num_speculative_tokens
         self.sampling = sampling or SamplingParams()
@@ -112,6 +128,7 @@ class DraftModelProposer:
         greedy = self.sampling.greedy
         tokens: list[int] = []
         rows: list[torch.Tensor] = []
+        all_accepted = 1.0  # the draft's probability that every token so far is accepted
         start = read_end = self.clock()
         with torch.inference_mode():
             for i in range(k):
@@ -128,10 +145,14 @@ class DraftModelProposer:
                     read_end = self.clock()
                 if token in self.eos_token_ids or i == k - 1:
                     break  # nothing useful follows an end of sequence
-                if self.confidence_threshold > 0.0:
-                    confidence = (rows[-1] if rows else probabilities(logits, self.sampling))[token]
-                    if float(confidence) < self.confidence_threshold:
+                if self.confidence_threshold > 0.0 or self.cumulative_confidence_threshold > 0.0:
+                    q_token = (rows[-1] if rows else probabilities(logits, self.sampling))[token]
+                    confidence = float(q_token)
+                    if confidence < self.confidence_threshold:
                         break  # the draft is unsure: the next token is likely rejected
+                    all_accepted *= confidence
+                    if all_accepted < self.cumulative_confidence_threshold:
+                        break  # the run so far is unlikely to be accepted whole
                 feed = [token]
         self.last_timing = DraftTiming(
             read_tokens, read_end - start, len(tokens), self.clock() - read_end
@@ -149,6 +170,7 @@ def build_draft_proposer(
     *,
     allow_hub: bool = True,
     confidence_threshold: float = 0.0,
+    cumulative_confidence_threshold: float = 0.0,
 ) -> DraftModelProposer:
     """Load the draft next to the target (same device and dtype) and check its vocabulary."""
     draft = load_draft_model(draft_model_id, context, allow_hub=allow_hub)
@@ -158,4 +180,5 @@ def build_draft_proposer(
         sampling_params(context),
         sorted(draft.eos_token_ids),
         confidence_threshold=confidence_threshold,
+        cumulative_confidence_threshold=cumulative_confidence_threshold,
     )

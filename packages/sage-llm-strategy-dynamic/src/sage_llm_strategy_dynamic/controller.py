@@ -141,10 +141,12 @@ exactly where the draft was just found good, and closes again at the first probe
 CONFIDENCE_MIN_TOKENS: Final = 4
 """When the engine reports the target's confidence (:meth:`LookaheadController.observe_confidence`),
 a model draft stays off for a request's first 4 tokens, and is then switched on and off by the
-mean confidence of the request so far. On the draft traces, requests sort by that mean: from
-about 0.88 over their first tokens most pay for a deep draft (math, the copying parts of
-summarization and mt_bench), below it almost none does (docs/benchmarks.md). 4, 8 and 16 were
-replayed: 4 lost least on math_reasoning, whose gain is thin and spread over the request."""
+confidence of the request so far (see :data:`CONFIDENCE_CAUTION`). On the draft traces,
+requests sort by its mean: from about 0.88 over their first tokens most pay for a deep draft
+(math, the copying parts of summarization and mt_bench), below it almost none does
+(docs/benchmarks.md). 4, 8 and 16 were replayed: 4 lost least on math_reasoning, whose gain
+is thin and spread over the request. With the caution and the draft's cumulative stop, 2 / 4
+/ 8 ran at 1.070x / 1.071x / 1.065x of plain overall on 60 traces."""
 
 CALIBRATION_PRIOR: Final = 20.0
 """The prediction is calibrated on the draft's own verdicts: tokens its steps committed over
@@ -164,6 +166,31 @@ CALIBRATION_RECOVERY: Final = 0.9
 """At each new request the calibration moves 10% of the way back to its prior. It is learned
 only while the draft runs, and the draft runs only where it is predicted to pay: without this,
 a few bad requests could keep a good draft off for good."""
+
+CONFIDENCE_CAUTION: Final = 0.5
+"""The predicted acceptance is the request's mean target confidence less half its standard
+error (the spread of the values seen over the square root of their count). A request's first
+few values say little: a short translation whose first four tokens averaged 0.9 and then
+turned unsure paid for a draft read and a rejected step it had no time to win back. Caution by
+the spread holds back exactly those, while a run of sure tokens (a formula, a copied list),
+whose spread is small, switches the draft on as early as before. Replayed on 60 draft traces
+(the 48 below and 12 fresh ones, docs/benchmarks.md, mean over 16 orders): 0 / 0.25 / 0.5 /
+0.75 / 1 standard errors ran the worst category at 0.969 / 0.972 / 0.981 / 0.977 / 0.975 of
+the better of plain decoding and its best fixed k (translation at 0, qa at 0.25, rag above),
+and overall at 1.073x / 1.072x / 1.071x / 1.065x / 1.064x of plain: more caution costs
+math_reasoning the early switch-ons it gains by."""
+
+CONFIDENCE_RECENCY: Final = 0.9
+"""The prediction is the larger of two estimates, each less its caution: one from all of the
+request's values, one from its recent ones (each value weighing 0.9 times the next, so about
+the last ten). An answer changes regime: a few sentences of prose and then a code block or a
+worked formula, where the target turns sure for dozens of tokens; the mean of the whole
+request climbs back too slowly (an mt_bench answer replayed from fresh prompts stayed below
+the switch-on point for 55 sure tokens in a row). The recent estimate is the more cautious
+one early (fewer effective values), so it switches the draft on only after a sure stretch.
+Replayed on the 60 fresh draft traces that no constant was chosen on before (three sets of
+12-24 Spec-Bench questions, docs/benchmarks.md), mt_bench rose from 0.93 to 0.98 of its best
+fixed k; 0.85 and 0.9 were within 1% of each other."""
 
 CONFIDENCE_CAP: Final = 0.99
 """Predicted acceptance never above this: at 1.0 every depth would look free."""
@@ -271,6 +298,44 @@ class AcceptanceEstimates:
         return out
 
 
+class _Moments:
+    """Mean and standard error of a stream of values (the target's confidences), each value
+    weighing ``decay`` times the one after it (1: all alike)."""
+
+    def __init__(self, decay: float = 1.0) -> None:
+        self.decay = decay
+        self.count = 0
+        self.weight = 0.0  # sum of the weights
+        self.weight_sq = 0.0  # sum of the squared weights (for the effective count)
+        self.total = 0.0
+        self.squares = 0.0
+
+    def add(self, values: Sequence[float]) -> None:
+        d = self.decay
+        for v in values:
+            self.count += 1
+            self.weight = self.weight * d + 1.0
+            self.weight_sq = self.weight_sq * d * d + 1.0
+            self.total = self.total * d + v
+            self.squares = self.squares * d + v * v
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.weight if self.weight else 0.0
+
+    @property
+    def stderr(self) -> float:
+        """The spread over the square root of the effective count of values."""
+        if self.weight == 0.0:
+            return 0.0
+        variance = max(0.0, self.squares / self.weight - self.mean**2)
+        return math.sqrt(variance * self.weight_sq) / self.weight
+
+    def lower(self, caution: float) -> float:
+        """The mean less ``caution`` standard errors."""
+        return self.mean - caution * self.stderr
+
+
 class StepCosts:
     """Seconds per step by number of tokens in the verify pass, from measured step times.
 
@@ -375,6 +440,20 @@ class StepCosts:
     def step_cost(self, k: int) -> float:
         return self.pass_cost(1 + k) + self.draft_per_token * k + self.overhead
 
+    def draft_break_even(self) -> float:
+        """The chance of being accepted at which drafting one more token pays for itself:
+        its drafting time plus the verify position it adds, over the plain step an accepted
+        token saves. The position's cost is the mean slope of the pass cost from 2 tokens to
+        the largest (single sizes are noisy: one measured table had a 7-token pass dearer
+        than an 8-token one; the step from 1 to 2 tokens is the price of speculating at all,
+        paid before the first drafted token). 0.4 for the 0.5B draft of the 1.5B target on
+        the 2-core VM, where a drafted token costs 0.4 plain steps and a verify position
+        0.02; lower where drafting is cheap next to the target (a GPU)."""
+        n = self.max_pass
+        slope = (self.pass_cost(n) - self.pass_cost(2)) / (n - 2) if n > 2 else 0.0
+        plain = self.step_cost(0)
+        return min(1.0, (self.draft_per_token + max(0.0, slope)) / plain) if plain > 0 else 0.0
+
 
 class LookaheadController:
     """Chooses ``k`` per step in ``[min_tokens, max_tokens]`` (0 allowed when min_tokens is 0).
@@ -429,10 +508,18 @@ class LookaheadController:
         self._run_hits = 0.0  # discounted acceptance of position 1 across requests
         self._run_trials = 0.0
         # The target's confidence (engines that report it, see observe_confidence):
-        self._confidence = [0.0, 0]  # this request's sum and count of reported values
+        self._confidence = _Moments()  # this request's reported values
+        self._recent = _Moments(CONFIDENCE_RECENCY)  # ... recent ones weighing more
         self._calibration = [CALIBRATION_PRIOR, CALIBRATION_PRIOR]  # tokens got, predicted
         self._step_confidence: float | None = None  # the request's mean when k was chosen
         self._lengths: list[int] = []  # tokens reported by recent requests
+        self.draft_stops = False
+        """The proposer ends each draft by itself where one more token stops paying (a
+        model draft whose cumulative confidence stop is set from
+        :meth:`StepCosts.draft_break_even`):
+        then, when the target's confidence switches the draft on, it drafts up to the deepest
+        allowed ``k`` and the stop decides the depth, token by token, from the draft's own
+        probabilities, which know more about this step than any estimate made before it."""
 
     @property
     def acceptance(self) -> AcceptanceEstimates:
@@ -472,9 +559,10 @@ class LookaheadController:
         self.states[False].reset(prior, CARRY_OVER_FRESH)
         self.state = False
         self._last = self.max_tokens
-        if self._confidence[1] > 0:
-            self._lengths = [*self._lengths, int(self._confidence[1])][-LENGTH_MEMORY:]
-        self._confidence = [0.0, 0]
+        if self._confidence.count > 0:
+            self._lengths = [*self._lengths, self._confidence.count][-LENGTH_MEMORY:]
+        self._confidence = _Moments()
+        self._recent = _Moments(CONFIDENCE_RECENCY)
         self._step_confidence = None
         self._calibration = [
             v * CALIBRATION_RECOVERY + CALIBRATION_PRIOR * (1.0 - CALIBRATION_RECOVERY)
@@ -524,21 +612,25 @@ class LookaheadController:
         reported :data:`CONFIDENCE_MIN_TOKENS` values, :meth:`choose` decides a model draft's
         steps from it (:meth:`confident_choice`) instead of from probes."""
         values = [float(c) for c in confidence if math.isfinite(c) and 0.0 <= c <= 1.0]
-        self._confidence[0] += sum(values)
-        self._confidence[1] += len(values)
+        self._confidence.add(values)
+        self._recent.add(values)
 
     @property
     def hears_confidence(self) -> bool:
         """The engine reports the target's confidence in this request."""
-        return self._confidence[1] > 0
+        return self._confidence.count > 0
 
     def predicted_acceptance(self) -> float | None:
-        """The acceptance of a drafted position expected from the request's mean target
-        confidence so far; ``None`` until :data:`CONFIDENCE_MIN_TOKENS` were reported."""
-        total, count = self._confidence
-        if count < CONFIDENCE_MIN_TOKENS:
+        """The acceptance of a drafted position expected from the request's target
+        confidence so far: the mean of its values, or of its recent ones where that is
+        higher (:data:`CONFIDENCE_RECENCY`), less :data:`CONFIDENCE_CAUTION` standard errors;
+        ``None`` until :data:`CONFIDENCE_MIN_TOKENS` were reported."""
+        if self._confidence.count < CONFIDENCE_MIN_TOKENS:
             return None
-        return min(CONFIDENCE_CAP, total / count)
+        estimate = max(
+            self._confidence.lower(CONFIDENCE_CAUTION), self._recent.lower(CONFIDENCE_CAUTION)
+        )
+        return min(CONFIDENCE_CAP, max(0.0, estimate))
 
     @property
     def calibration(self) -> float:
@@ -549,15 +641,19 @@ class LookaheadController:
 
     def expected_remaining(self, limit: int) -> float:
         """Tokens the current request is expected to go on for: the mean of what recent
-        requests that got this far went on for (at most ``limit``, what the engine allows).
-        When none got this far, as many as it has (a request that has run long tends to run
-        on). The engine's budget alone overstates it: a 20-token answer under a 96-token
-        budget would be priced as if it had 90 tokens to pay a switch-on back."""
-        done = int(self._confidence[1])
+        requests that got this far went on for, but never more than it has run so far (the
+        Lindy estimate: a request seen for ``t`` tokens is as likely to stop before ``2t`` as
+        after), and at most ``limit``, what the engine allows. The engine's budget alone
+        overstates it: a 20-token answer under a 96-token budget would be priced as if it
+        had 90 tokens to pay a switch-on back. So does the mean of other requests: answers
+        to a long retrieved context are short while summaries of one run long, and a short
+        rag answer that switched the draft on at its 12th token paid for reading an
+        800-token prompt with the 12 tokens it had left (0.76x of plain; replayed, the bound
+        lifted rag from 0.94 to 0.97 of plain on the fresh traces, docs/benchmarks.md)."""
+        done = self._confidence.count
         longer = [n - done for n in self._lengths if n > done]
-        if not self._lengths:
-            return float(limit)
-        return min(float(limit), sum(longer) / len(longer) if longer else float(done))
+        seen = sum(longer) / len(longer) if longer else float(done)
+        return min(float(limit), float(done), seen if self._lengths else float(limit))
 
     def confident_choice(self, candidates: Sequence[int], catch_up: int, limit: int) -> int | None:
         """How deep a model draft goes this step, from the target's confidence: the ``k``
@@ -679,16 +775,21 @@ class LookaheadController:
         runs of accepted tokens go on. No probes: they are what this signal replaces.
         ``None``: fall back to probes (no read timed yet)."""
         k = 0
-        if self._confidence[1] >= CONFIDENCE_MIN_TOKENS:
-            chosen = self.confident_choice([k for k in scores if k > 0], catch_up, limit)
+        if self._confidence.count >= CONFIDENCE_MIN_TOKENS:
+            depths = [k for k in scores if k > 0]
+            chosen = self.confident_choice(depths, catch_up, limit)
             if chosen is None:
                 return None
-            k = max(chosen, best) if chosen > 0 and catch_up == 0 else chosen
+            if chosen > 0 and self.draft_stops:
+                k = max(depths)  # the draft's own stop decides how deep (see draft_stops)
+            else:
+                k = max(chosen, best) if chosen > 0 and catch_up == 0 else chosen
         if k > 0 and catch_up > 0:
             self._probing = True  # a switch-on: its loss is measured as a probe's
         self._last = k
-        total, count = self._confidence
-        self._step_confidence = total / count if k > 0 and count else None
+        # The calibration compares the draft with the target's plain mean confidence (a
+        # property of the pair); the caution is about how little of this request was seen.
+        self._step_confidence = self._confidence.mean if k > 0 else None
         return k
 
     def choose(self, limit: int, *, learns_when_off: bool = False, catch_up: int = 0) -> int:

@@ -67,6 +67,7 @@ class DynamicProposer:
         *,
         cheap: bool = False,
         confidence_threshold: float = 0.0,
+        cumulative_confidence_threshold: float | None = None,
         listens: bool = True,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -85,6 +86,24 @@ class DynamicProposer:
                     f"model's); {type(inner).__name__} has none."
                 )
             inner.confidence_threshold = confidence_threshold
+        stops = not cheap and hasattr(inner, "cumulative_confidence_threshold")
+        stopping: Any = inner
+        self._stopping: Any = stopping if stops else None  # the inner proposer with the stop
+        if cumulative_confidence_threshold is not None:
+            if cumulative_confidence_threshold > 0.0 and not stops:
+                raise ValueError(
+                    "cumulative_confidence_threshold needs a costly proposer with a cumulative "
+                    f"confidence stop (the draft model's); {type(inner).__name__} has none."
+                )
+            if stops:
+                stopping.cumulative_confidence_threshold = cumulative_confidence_threshold
+        self._break_even_stop = stops and cumulative_confidence_threshold is None
+        """Set the inner proposer's cumulative stop every step to the measured break-even of
+        one more drafted token (:meth:`StepCosts.draft_break_even
+        <sage_llm_strategy_dynamic.controller.StepCosts.draft_break_even>`)."""
+        controller.draft_stops = stops and (
+            cumulative_confidence_threshold is None or cumulative_confidence_threshold > 0.0
+        )
         self.clock = clock
         self._pending: list[_Pending] = []
         self._proposed_at: float | None = None  # when propose() returned
@@ -223,6 +242,9 @@ class DynamicProposer:
         return bool(self.chosen) and self.chosen[-1] > 0
 
     def _draft(self, context_ids: Sequence[int], k: int) -> Proposal:
+        if self._break_even_stop:
+            threshold = self.controller.costs.draft_break_even()
+            self._stopping.cumulative_confidence_threshold = threshold
         proposal = self.inner.propose(context_ids, k)
         if not isinstance(proposal, Proposal):
             raise TypeError(
@@ -274,6 +296,7 @@ def _dynamic(
     *,
     cheap: bool,
     confidence_threshold: float = 0.0,
+    cumulative_confidence_threshold: float | None = None,
     listens: bool = True,
 ) -> DynamicProposer:
     """The controller around ``inner``, listening to the target's confidence where that is
@@ -285,6 +308,7 @@ def _dynamic(
         controller,
         cheap=cheap,
         confidence_threshold=confidence_threshold,
+        cumulative_confidence_threshold=cumulative_confidence_threshold,
         listens=listens,
     )
 
@@ -299,7 +323,13 @@ def build_proposer(strategy: DynamicLookaheadStrategy, context: ProposerContext)
             context,
             confidence_threshold=strategy.confidence_threshold,
         )
-        return _dynamic(draft, controller, cheap=False, listens=strategy.target_confidence)
+        return _dynamic(
+            draft,
+            controller,
+            cheap=False,
+            cumulative_confidence_threshold=strategy.cumulative_confidence_threshold,
+            listens=strategy.target_confidence,
+        )
     ngram = NgramProposer(
         num_speculative_tokens=strategy.max_tokens,
         max_n=strategy.prompt_lookup_max,
@@ -315,6 +345,7 @@ def wrap(
     *,
     cheap: bool = False,
     confidence_threshold: float = 0.0,
+    cumulative_confidence_threshold: float | None = None,
     listens: bool = True,
 ) -> DynamicProposer:
     """Put a third party's proposer under the controller.
@@ -322,6 +353,9 @@ def wrap(
     ``cheap=True`` only for a proposer whose cost does not grow with the tokens asked for (a
     lookup): it is then asked for ``max_tokens`` every step, also while speculation is off.
     ``confidence_threshold``: handed to the proposer's own early stop (see DynamicProposer).
+    ``cumulative_confidence_threshold``: the same for a cumulative stop (a
+    ``cumulative_confidence_threshold`` attribute, as the draft model's); ``None`` sets it
+    every step to the measured break-even of one more drafted token, 0 turns it off.
     ``listens``: a costly proposer's controller is switched on and off by the target's
     confidence when the engine reports it (see :class:`~sage.llm.proposer.ConfidenceAwareProposer`).
     """
@@ -330,5 +364,6 @@ def wrap(
         LookaheadController(min_tokens, max_tokens),
         cheap=cheap,
         confidence_threshold=confidence_threshold,
+        cumulative_confidence_threshold=cumulative_confidence_threshold,
         listens=listens,
     )

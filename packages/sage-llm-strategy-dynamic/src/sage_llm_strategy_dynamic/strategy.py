@@ -35,14 +35,16 @@ from sage_llm_strategy_ngram import DEFAULT_LOOKUP_MIN
 if TYPE_CHECKING:
     from sage.llm.proposing import Proposer, ProposerContext
 
-DEFAULT_CONFIDENCE_THRESHOLD = 0.8
-"""Stop drafting after a token the draft gives less than 0.8. Chosen on the replay of the draft
-traces (the 1.5B target, the 0.5B draft; docs/benchmarks.md): fixed k=8 with a stop at 0.4 /
-0.7 / 0.8 / 0.9 ran at 0.90x / 0.98x / 0.97x / 0.94x of plain decoding overall, and
-dynamic-lookahead (with the target's confidence) at 0.4 / 0.6 / 0.7 / 0.8 / 0.9 at 1.015 /
-1.036 / 1.041 / 1.040 / 1.025 of the better fixed policy; 0.8 lost least on qa. transformers'
-default ``assistant_confidence_threshold`` is 0.4: it drafts tokens this draft gets wrong
-more often than not, and a rejected token costs a verify position and a draft pass."""
+DEFAULT_CONFIDENCE_THRESHOLD = 0.0
+"""No per-token stop by default: the cumulative stop (``cumulative_confidence_threshold``)
+replaced it. A per-token stop ends a draft at the first unsure token even inside a long run
+the target accepts whole: with the 1.5B target and the 0.5B draft, a math answer whose draft
+matched 25 tokens in a row was drafted in steps of 2-3 tokens at a stop of 0.8, the default
+before. On the replay of the 60 draft traces (docs/benchmarks.md) the cumulative stop with a
+per-token stop of 0.5 on top changed nothing (1.070x against 1.071x overall), one of 0.8 lost
+math_reasoning 4% (1.13x against 1.18x). Before the cumulative stop, 0.8 was the best
+per-token value (fixed k=8 with a stop at 0.4 / 0.7 / 0.8 / 0.9: 0.90x / 0.98x / 0.97x /
+0.94x of plain decoding); transformers' default ``assistant_confidence_threshold`` is 0.4."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +86,16 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         DEFAULT_CONFIDENCE_THRESHOLD,
         doc="Draft mode, reference engine: stop drafting after a token the draft gives less "
         "than this probability (0 never stops early).",
+        ge=0.0,
+        le=1.0,
+    )
+    cumulative_confidence_threshold: float | None = param(
+        None,
+        doc="Draft mode, reference engine: stop drafting once the draft's probability that "
+        "every token drafted this step is accepted (the product of its probabilities) falls "
+        "below this. Unset (the default): the measured break-even of one more drafted token "
+        "(its drafting time and verify position over a plain step), set every step; the "
+        "draft then runs as deep as max_tokens while this stop decides. 0 turns it off.",
         ge=0.0,
         le=1.0,
     )
@@ -180,19 +192,24 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
 
         For a proposer that is not ``cheap`` (a model: drafting costs time per token) the
         controller applies the model-draft margin and probes while off; a proposer with an
-        early stop (a ``confidence_threshold`` attribute, as the draft model's) gets the
-        strategy's threshold, exactly as with ``draft_model_id``. ``cheap=True`` is for
+        early stop (a ``confidence_threshold`` or ``cumulative_confidence_threshold``
+        attribute, as the draft model's) gets the strategy's thresholds, exactly as with
+        ``draft_model_id``. ``cheap=True`` is for
         lookups (see :func:`~sage_llm_strategy_dynamic.proposer.wrap`). The replay of recorded
         draft traces runs the strategy this way around its replayed draft.
         """
         from sage_llm_strategy_dynamic.proposer import wrap
 
         stops_early = not cheap and hasattr(inner, "confidence_threshold")
+        stops_by_run = not cheap and hasattr(inner, "cumulative_confidence_threshold")
+        cumulative = self.cumulative_confidence_threshold
         return wrap(
             inner,
             self.min_tokens,
             self.max_tokens,
             cheap=cheap,
             confidence_threshold=self.confidence_threshold if stops_early else 0.0,
+            # a threshold set for a proposer without the stop must fail, not pass silently
+            cumulative_confidence_threshold=cumulative if stops_by_run or cumulative else None,
             listens=self.target_confidence,
         )

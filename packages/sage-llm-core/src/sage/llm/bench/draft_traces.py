@@ -130,6 +130,7 @@ class TracedDraft:
         clock: Callable[[], float] | None = None,
         *,
         confidence_threshold: float = 0.0,
+        cumulative_confidence_threshold: float = 0.0,
     ) -> None:
         if not traces.costs.draft_feed_seconds or any(not t.draft_tokens for t in traces.traces):
             raise ValueError(
@@ -140,6 +141,7 @@ class TracedDraft:
         self.by_prompt = {tuple(t.prompt_ids): t for t in traces.traces}
         self.clock = clock
         self.confidence_threshold = confidence_threshold
+        self.cumulative_confidence_threshold = cumulative_confidence_threshold
         self.trace: Trace | None = None
         self._cached: list[int] = []  # tokens in the draft's KV cache
         self.last_timing: DraftTiming | None = None
@@ -162,7 +164,7 @@ class TracedDraft:
         at = len(context_ids) - len(trace.prompt_ids)
         eos = set(trace.eos_ids)
         tokens: list[int] = []
-        confidence = 1.0
+        confidence = all_accepted = 1.0
         for i in range(max_tokens):
             pos = at + i
             on_track = pos < len(predicted) and (not tokens or tokens[-1] == out[pos - 1])
@@ -173,7 +175,10 @@ class TracedDraft:
             tokens.append(token)
             if token in eos or i == max_tokens - 1:
                 break
-            if self.confidence_threshold > 0.0 and confidence < self.confidence_threshold:
+            if confidence < self.confidence_threshold:
+                break
+            all_accepted *= confidence
+            if all_accepted < self.cumulative_confidence_threshold:
                 break
         return Proposal(tokens)
 

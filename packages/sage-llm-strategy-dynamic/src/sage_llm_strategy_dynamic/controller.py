@@ -145,8 +145,9 @@ confidence of the request so far (see :data:`CONFIDENCE_CAUTION`). On the draft 
 requests sort by its mean: from about 0.88 over their first tokens most pay for a deep draft
 (math, the copying parts of summarization and mt_bench), below it almost none does
 (docs/benchmarks.md). 4, 8 and 16 were replayed: 4 lost least on math_reasoning, whose gain
-is thin and spread over the request. With the caution and the draft's cumulative stop, 2 / 4
-/ 8 ran at 1.070x / 1.071x / 1.065x of plain overall on 60 traces."""
+is thin and spread over the request. With the caution, the recent estimate and the draft's
+cumulative stop, 2 / 4 / 8 ran at 1.092x / 1.092x / 1.088x of plain overall on the 108
+traces."""
 
 CALIBRATION_PRIOR: Final = 20.0
 """The prediction is calibrated on the draft's own verdicts: tokens its steps committed over
@@ -173,12 +174,12 @@ error (the spread of the values seen over the square root of their count). A req
 few values say little: a short translation whose first four tokens averaged 0.9 and then
 turned unsure paid for a draft read and a rejected step it had no time to win back. Caution by
 the spread holds back exactly those, while a run of sure tokens (a formula, a copied list),
-whose spread is small, switches the draft on as early as before. Replayed on 60 draft traces
-(the 48 below and 12 fresh ones, docs/benchmarks.md, mean over 16 orders): 0 / 0.25 / 0.5 /
-0.75 / 1 standard errors ran the worst category at 0.969 / 0.972 / 0.981 / 0.977 / 0.975 of
-the better of plain decoding and its best fixed k (translation at 0, qa at 0.25, rag above),
-and overall at 1.073x / 1.072x / 1.071x / 1.065x / 1.064x of plain: more caution costs
-math_reasoning the early switch-ons it gains by."""
+whose spread is small, switches the draft on as early as before. Replayed on the 108 draft
+traces the constants were chosen on (docs/benchmarks.md, mean over 16 orders): 0 / 0.25 /
+0.5 / 1 standard errors ran the worst category at 0.965 (translation) / 0.976 / 0.975 /
+0.974 of the better of plain decoding and its best fixed k, and overall at 1.099x / 1.095x /
+1.092x / 1.083x of plain: more caution costs math_reasoning and mt_bench the early
+switch-ons they gain by, less lets short unsure answers pay for a read."""
 
 CONFIDENCE_RECENCY: Final = 0.9
 """The prediction is the larger of two estimates, each less its caution: one from all of the
@@ -188,9 +189,10 @@ worked formula, where the target turns sure for dozens of tokens; the mean of th
 request climbs back too slowly (an mt_bench answer replayed from fresh prompts stayed below
 the switch-on point for 55 sure tokens in a row). The recent estimate is the more cautious
 one early (fewer effective values), so it switches the draft on only after a sure stretch.
-Replayed on the 60 fresh draft traces that no constant was chosen on before (three sets of
-12-24 Spec-Bench questions, docs/benchmarks.md), mt_bench rose from 0.93 to 0.98 of its best
-fixed k; 0.85 and 0.9 were within 1% of each other."""
+Replayed on 60 fresh draft traces (three sets of 12-24 Spec-Bench questions no constant had
+been chosen on until then, docs/benchmarks.md), mt_bench rose from 0.93 to 0.98 of its best
+fixed k (with the bound of :meth:`LookaheadController.expected_remaining`, which the recent
+estimate needs: alone it cost rag 5%); 0.85 and 0.9 were within 1% of each other."""
 
 CONFIDENCE_CAP: Final = 0.99
 """Predicted acceptance never above this: at 1.0 every depth would look free."""

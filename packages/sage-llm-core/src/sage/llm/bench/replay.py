@@ -414,6 +414,31 @@ def plot(summary: dict[str, Any], columns: Sequence[str], path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+PLOT_BASELINES = ("best-fixed (category)", "hf-heuristic", "ema-tiers", "ucb")
+
+
+def plot_columns(summary: dict[str, Any], strategies: Sequence[str]) -> list[str]:
+    """The policies a plot of ``summary`` shows: the baselines it holds, ``strategies``, oracle."""
+    held = summary["speedup"][summary["categories"][0]]
+    draft_peer = ["hf-assisted:default"] if "hf-assisted:default" in held else []
+    return [*[c for c in PLOT_BASELINES if c in held], *draft_peer, *strategies, "oracle"]
+
+
+def with_order_means(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` with each strategy replayed over several orders at its mean over them.
+
+    A strategy learns across requests, so one order of the traces is one draw; the tables give
+    the mean over orders, and a plot drawn from the same JSON should show the same figure.
+    """
+    orders = {k: v for k, v in summary.get("orders", {}).items() if k != "count"}
+    speedup = {
+        cat: {**row, **{spec: orders[spec][cat]["mean"] for spec in orders if cat in orders[spec]}}
+        for cat, row in summary["speedup"].items()
+    }
+    return {**summary, "speedup": speedup}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -470,7 +495,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     chk.add_argument("bench", type=Path, help="a sage-llm bench results JSON")
     chk.add_argument("traces", type=Path, nargs="+", help="traces of the bench's questions")
     chk.add_argument("--pass-costs", default=None, help="as for run")
+    plo = sub.add_parser(
+        "plot",
+        help="draw a saved `run --json` summary (strategies at their mean over --orders)",
+    )
+    plo.add_argument("summary", type=Path, help="a JSON written by `run --json`")
+    plo.add_argument("--out", type=Path, required=True, help="PNG to write")
+    plo.add_argument(
+        "-s",
+        "--strategy",
+        action="append",
+        default=None,
+        help="strategies to show (default: every one the summary replayed over orders)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "plot":
+        return _plot(args)
     if args.command == "record":
         return _record(args)
     if args.command == "check":
@@ -672,8 +712,26 @@ def _run(args: argparse.Namespace) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(summary, indent=1))
     if args.plot is not None:
-        shown = ["best-fixed (category)", "hf-heuristic", "ema-tiers", "ucb"]
-        plot(summary, [*shown, *args.strategy, "oracle"], args.plot)
+        plot(with_order_means(summary), plot_columns(summary, args.strategy), args.plot)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    summary = json.loads(args.summary.read_text("utf-8"))
+    if not isinstance(summary, dict) or "speedup" not in summary or "categories" not in summary:
+        raise SystemExit(f"{args.summary} is not a summary written by `replay run --json`")
+    held = summary["speedup"][summary["categories"][0]]
+    strategies = args.strategy
+    if strategies is None:
+        strategies = [k for k in summary.get("orders", {}) if k != "count"]
+    unknown = [s for s in strategies if s not in held]
+    if unknown:
+        raise SystemExit(
+            f"{args.summary} holds no results for {', '.join(map(repr, unknown))}; "
+            f"it has: {', '.join(held)}"
+        )
+    plot(with_order_means(summary), plot_columns(summary, strategies), args.out)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -71,3 +71,9 @@ def test_an_unknown_strategy_or_file_is_refused_with_what_it_holds(tmp_path: Pat
     other.write_text(json.dumps({"records": []}))
     with pytest.raises(SystemExit, match=r"not a summary written by `replay run --json`"):
         main(["plot", str(other), "--out", str(tmp_path / "x.png")])
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(SystemExit, match=r"cannot read .*broken\.json as JSON"):
+        main(["plot", str(broken), "--out", str(tmp_path / "x.png")])
+    with pytest.raises(SystemExit, match=r"cannot read .*missing\.json as JSON"):
+        main(["plot", str(tmp_path / "missing.json"), "--out", str(tmp_path / "x.png")])

@@ -717,7 +717,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    summary = json.loads(args.summary.read_text("utf-8"))
+    try:
+        summary = json.loads(args.summary.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot read {args.summary} as JSON: {exc}") from None
     if not isinstance(summary, dict) or "speedup" not in summary or "categories" not in summary:
         raise SystemExit(f"{args.summary} is not a summary written by `replay run --json`")
     held = summary["speedup"][summary["categories"][0]]

@@ -87,8 +87,7 @@ class DynamicProposer:
                 )
             inner.confidence_threshold = confidence_threshold
         stops = not cheap and hasattr(inner, "cumulative_confidence_threshold")
-        stopping: Any = inner
-        self._stopping: Any = stopping if stops else None  # the inner proposer with the stop
+        stopping: Any = inner  # the attribute is not part of the Proposer protocol
         if cumulative_confidence_threshold is not None:
             if cumulative_confidence_threshold > 0.0 and not stops:
                 raise ValueError(
@@ -97,10 +96,13 @@ class DynamicProposer:
                 )
             if stops:
                 stopping.cumulative_confidence_threshold = cumulative_confidence_threshold
-        self._break_even_stop = stops and cumulative_confidence_threshold is None
-        """Set the inner proposer's cumulative stop every step to the measured break-even of
-        one more drafted token (:meth:`StepCosts.draft_break_even
-        <sage_llm_strategy_dynamic.controller.StepCosts.draft_break_even>`)."""
+        self._break_even_stop: Any = (
+            stopping if stops and cumulative_confidence_threshold is None else None
+        )
+        """The inner proposer whose cumulative stop is set every step to the measured
+        break-even of one more drafted token (:meth:`StepCosts.draft_break_even
+        <sage_llm_strategy_dynamic.controller.StepCosts.draft_break_even>`); ``None``: its
+        stop is left as given."""
         controller.draft_stops = stops and (
             cumulative_confidence_threshold is None or cumulative_confidence_threshold > 0.0
         )
@@ -242,9 +244,9 @@ class DynamicProposer:
         return bool(self.chosen) and self.chosen[-1] > 0
 
     def _draft(self, context_ids: Sequence[int], k: int) -> Proposal:
-        if self._break_even_stop:
+        if self._break_even_stop is not None:
             threshold = self.controller.costs.draft_break_even()
-            self._stopping.cumulative_confidence_threshold = threshold
+            self._break_even_stop.cumulative_confidence_threshold = threshold
         proposal = self.inner.propose(context_ids, k)
         if not isinstance(proposal, Proposal):
             raise TypeError(

@@ -201,15 +201,13 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
         from sage_llm_strategy_dynamic.proposer import wrap
 
         stops_early = not cheap and hasattr(inner, "confidence_threshold")
-        stops_by_run = not cheap and hasattr(inner, "cumulative_confidence_threshold")
-        cumulative = self.cumulative_confidence_threshold
         return wrap(
             inner,
             self.min_tokens,
             self.max_tokens,
             cheap=cheap,
             confidence_threshold=self.confidence_threshold if stops_early else 0.0,
-            # a threshold set for a proposer without the stop must fail, not pass silently
-            cumulative_confidence_threshold=cumulative if stops_by_run or cumulative else None,
+            # DynamicProposer checks the proposer: a threshold it cannot honour is an error
+            cumulative_confidence_threshold=self.cumulative_confidence_threshold,
             listens=self.target_confidence,
         )

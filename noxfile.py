@@ -347,7 +347,8 @@ def smoke(session: nox.Session) -> None:
     # sage.llm.testing.fake_plugins and read the hook list (everything a user sees still runs
     # in fresh venvs made from the wheels).
     core = next(DIST.glob("sage_llm_core-*.whl"))
-    session.install("pytest", "build", "hatchling", f"{core}[testing]")
+    # twine: tests/test_release.py checks the release artifacts as PyPI would.
+    session.install("pytest", "build", "hatchling", "twine", f"{core}[testing]")
     session.run("pytest", "tests", *session.posargs, env={"SAGE_LLM_DIST": str(DIST)})
 
 

@@ -133,6 +133,8 @@ def tests(session: nox.Session, package: str) -> None:
 
 def install_engine(session: nox.Session, extras: str = "transformers,testing") -> None:
     """The reference engine's stack: CPU torch (pinned: other versions pull CUDA wheels)."""
+    # pip runs silently under nox: say what the minute or two of quiet is.
+    session.log("installing torch 2.13.0 (CPU wheel, about 200 MB) and transformers ...")
     session.install("torch==2.13.0")
     session.install("-e", f"{CORE}[{extras}]", *[f"-e{p}" for p in STRATEGIES])
 
@@ -369,7 +371,8 @@ def smoke(session: nox.Session) -> None:
     # sage.llm.testing.fake_plugins and read the hook list (everything a user sees still runs
     # in fresh venvs made from the wheels).
     core = next(DIST.glob("sage_llm_core-*.whl"))
-    session.install("pytest", "build", "hatchling", f"{core}[testing]")
+    # twine: tests/test_release.py checks the release artifacts as PyPI would.
+    session.install("pytest", "build", "hatchling", "twine", f"{core}[testing]")
     session.run("pytest", "tests", *session.posargs, env={"SAGE_LLM_DIST": str(DIST)})
 
 

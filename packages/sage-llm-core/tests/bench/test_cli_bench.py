@@ -97,3 +97,16 @@ def test_without_matplotlib_the_plot_is_skipped_with_a_hint(
     assert "pip install matplotlib" in output
     assert list(out.glob("bench-*.json"))
     assert not list(out.glob("bench-*.png"))
+
+
+def test_logged_output_gets_a_line_per_run(
+    echo: FakePlugins, fake_engine: Path, tmp_path: Path
+) -> None:
+    # CliRunner's output is not a terminal: a line per finished run instead of a silent bar.
+    code, output = _bench(fake_engine, tmp_path / "r", "echo:k=3")
+    assert code == 0, output
+    lines = [line for line in output.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] + "]" for line in lines] == ["[1/4]", "[2/4]", "[3/4]", "[4/4]"]
+    assert all("tokens/s" in line for line in lines)
+    data = json.loads(next((tmp_path / "r").glob("bench-*.json")).read_text())
+    assert set(data["host_load"]) == {"other_share", "load_average", "cores", "busy"}

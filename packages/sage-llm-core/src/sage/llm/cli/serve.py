@@ -7,9 +7,9 @@
 Binds 127.0.0.1 by default. ``--api-key`` (or ``SAGE_LLM_API_KEY``) makes every ``/v1`` route
 need ``Authorization: Bearer KEY``; binding another interface without one is warned about.
 Starting and stopping engines over HTTP needs ``--enable-engine-admin`` (and a key); CORS is
-off unless ``--allowed-origins`` is given (docs/control-plane.md, "Security"). While serving, each engine's numbers are logged
-every ``--status-interval`` seconds when it served something, and are at ``/status`` (JSON)
-and ``/metrics`` (Prometheus).
+off unless ``--allowed-origins`` is given (docs/control-plane.md, "Security"). While
+serving, each engine's numbers are logged every ``--status-interval`` seconds when it served
+something, and are at ``/status`` (JSON) and ``/metrics`` (Prometheus).
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from sage.llm.server import protocol
 API_KEY_ENV = "SAGE_LLM_API_KEY"
 REQUEST_ID_HEADER = "X-Request-Id"
 MAX_REQUEST_ID = 128
-_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_REQUEST_ID)  # visible ASCII, no spaces
+_REQUEST_ID = re.compile(rf"[\x21-\x7e]{{1,{MAX_REQUEST_ID}}}")  # visible ASCII, no spaces
 _ORIGIN = re.compile(r"https?://[^/\s]+")
 
 

@@ -235,3 +235,20 @@ def test_an_engine_without_a_tokenizer_answers_501(open_server: Any) -> None:
         error = response.json()["error"]
         assert error["type"] == "not_implemented_error"
         assert "scripted" in error["message"]
+
+
+def test_a_500_carries_the_request_id_too() -> None:
+    """The id middleware sits outside Starlette's own error middleware."""
+
+    class Broken(ControlPlaneManager):
+        def models(self) -> list[str]:
+            raise RuntimeError("a bug")
+
+    cp = Broken("never", load_entry_points=False)
+    try:
+        with ServerThread(cp) as server:
+            response = httpx.get(server.url + "/v1/models", headers={"X-Request-Id": "r-500"})
+    finally:
+        cp.shutdown()
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "r-500"

@@ -311,3 +311,44 @@ def test_counters_come_from_each_engines_own_stat_logger() -> None:
 
     unknown = type("LLM", (), {"get_metrics": lambda self: [_Registry(NUM_DRAFTS, {}, 3)]})()
     assert snapshot(read_metrics(unknown)).counters[NUM_DRAFTS] == 3  # another layout: registry
+
+
+class _CharTokenizer:
+    """The part of vLLM's tokenizer (``TokenizerLike``) that tokenizing uses: one id per
+    character, 0 as BOS."""
+
+    chat_template = None
+
+    def __call__(self, text: str, add_special_tokens: bool = True) -> dict[str, list[int]]:
+        return {"input_ids": [0] * add_special_tokens + [ord(c) for c in text]}
+
+    def __len__(self) -> int:
+        return 128
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(i) if i else "<s>" for i in ids)
+
+
+def test_vllm_tokenizes_with_the_tokenizer_it_loaded(model_dir: Path) -> None:
+    """``/tokenize`` on a vLLM engine uses ``LLM.get_tokenizer()`` (what ``load`` keeps as
+    ``tokenizer``) and vLLM's resolved ``max_model_len``; before loading it says it cannot."""
+    from types import SimpleNamespace
+
+    from sage.llm.control_plane import InvalidRequestError
+    from sage.llm.control_plane.errors import NotSupportedError
+
+    backend = VLLMBackend(str(model_dir), None, {})
+    with pytest.raises(NotSupportedError, match="does not tokenize"):
+        backend.tokenize(prompt="ab")
+    assert backend.max_model_len() is None
+    backend.tokenizer = _CharTokenizer()  # as load() sets it
+    backend.engine = SimpleNamespace(model_config=SimpleNamespace(max_model_len=2048))
+    assert backend.tokenize(prompt="ab") == [0, 97, 98]
+    assert backend.tokenize(prompt="ab", add_special_tokens=False) == [97, 98]
+    assert backend.detokenize([0, 97, 98]) == "<s>ab"
+    assert backend.max_model_len() == 2048
+    with pytest.raises(InvalidRequestError, match="outside the vocabulary") as info:
+        backend.detokenize([97, 128])
+    assert info.value.param == "tokens"
+    with pytest.raises(InvalidRequestError, match="no chat template"):
+        backend.tokenize(messages=[{"role": "user", "content": "hi"}])

@@ -17,6 +17,7 @@ from serve_helpers import openai_client
 
 from sage.llm.control_plane import ControlPlaneManager
 from sage.llm.server import ServerThread
+from sage.llm.server.security import ServerSettings
 from sage.llm.testing.control_plane import ScriptedBackend
 
 
@@ -116,7 +117,14 @@ def test_stop_without_drain_while_requests_run(served: tuple[ControlPlaneManager
         t.start()
     assert started.wait(5)
     wait_for(lambda: cp.engine_info(eid)["queue_depth"] == 2)
-    stop = httpx.post(server.url + f"/v1/engines/{eid}/stop", json={"drain": False}, timeout=30)
+    admin = ServerSettings(api_keys=("k",), enable_engine_admin=True)
+    with ServerThread(cp, settings=admin) as admin_server:  # the admin route is off by default
+        stop = httpx.post(
+            admin_server.url + f"/v1/engines/{eid}/stop",
+            json={"drain": False},
+            headers={"Authorization": "Bearer k"},
+            timeout=30,
+        )
     assert stop.json()["state"] == "stopped"
     for t in threads:
         t.join(10)

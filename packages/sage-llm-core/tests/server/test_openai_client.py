@@ -130,7 +130,7 @@ def test_unknown_model_is_a_404(tiny_server: Any) -> None:
         ),
         ("GET", "/v1/completions", b"", 405),
         ("GET", "/v1/nothing", b"", 404),
-        ("GET", "/v1/engines/nope", b"", 404),
+        ("GET", "/v1/engines/nope", b"", 403),  # engine admin is off by default
     ],
 )
 def test_malformed_requests_get_error_json_not_a_traceback(
@@ -157,25 +157,37 @@ def test_health_status_and_metrics(tiny_server: Any) -> None:
 
 
 def test_engine_management_routes(tiny_server: Any, tiny_dir: Path) -> None:
-    url = tiny_server.url
-    started = httpx.post(
+    from sage.llm.server import ServerThread
+    from sage.llm.server.security import ServerSettings
+
+    settings = ServerSettings(api_keys=("k",), enable_engine_admin=True)
+    with (
+        ServerThread(tiny_server.manager, settings=settings) as admin,
+        httpx.Client(headers={"Authorization": "Bearer k"}) as client,
+    ):
+        engine_management(admin.url, client, tiny_dir)
+
+
+def engine_management(url: str, http: httpx.Client, tiny_dir: Path) -> None:
+    """Start, list, use and stop an engine over HTTP; bad starts are clear errors."""
+    started = http.post(
         url + "/v1/engines",
         json={"model": str(tiny_dir), "strategy": "none", "served_model_name": "tiny-b"},
         timeout=120,
     )
     assert started.status_code == 201, started.text
     eid = started.json()["engine_id"]
-    assert {e["engine_id"] for e in httpx.get(url + "/v1/engines").json()["data"]} >= {
+    assert {e["engine_id"] for e in http.get(url + "/v1/engines").json()["data"]} >= {
         "tiny-1",
         eid,
     }
-    out = openai_client(url).completions.create(model="tiny-b", prompt="ab", max_tokens=3)
+    out = openai_client(url, "k").completions.create(model="tiny-b", prompt="ab", max_tokens=3)
     assert out.sage_llm["engine_id"] == eid  # type: ignore[attr-defined]
-    stopped = httpx.post(url + f"/v1/engines/{eid}/stop", json={"drain": True}, timeout=60)
+    stopped = http.post(url + f"/v1/engines/{eid}/stop", json={"drain": True}, timeout=60)
     assert stopped.json()["state"] == "stopped"
-    bad = httpx.post(url + "/v1/engines", json={"model": "/no/such/model"}, timeout=60)
+    bad = http.post(url + "/v1/engines", json={"model": "/no/such/model"}, timeout=60)
     assert bad.status_code == 500
     assert bad.json()["error"]["code"] == "engine_start_failed"
     assert "Traceback" not in bad.text
-    unknown = httpx.post(url + "/v1/engines", json={"model": "x", "gpu": 1})
+    unknown = http.post(url + "/v1/engines", json={"model": "x", "gpu": 1})
     assert (unknown.status_code, unknown.json()["error"]["param"]) == (400, "gpu")

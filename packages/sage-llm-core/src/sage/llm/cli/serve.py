@@ -4,10 +4,12 @@
 
     sage-llm serve --model qwen2.5-coder-0.5b-instruct --strategy ngram --policy adaptive
 
-Binds 127.0.0.1 by default: the server has no authentication, so exposing it is a choice
-(``--host 0.0.0.0``) and is warned about. While serving, each engine's numbers are logged
-every ``--status-interval`` seconds when it served something, and are at ``/status`` (JSON)
-and ``/metrics`` (Prometheus).
+Binds 127.0.0.1 by default. ``--api-key`` (or ``SAGE_LLM_API_KEY``) makes every ``/v1`` route
+need ``Authorization: Bearer KEY``; binding another interface without one is warned about.
+Starting and stopping engines over HTTP needs ``--enable-engine-admin`` (and a key); CORS is
+off unless ``--allowed-origins`` is given (docs/control-plane.md, "Security"). While
+serving, each engine's numbers are logged every ``--status-interval`` seconds when it served
+something, and are at ``/status`` (JSON) and ``/metrics`` (Prometheus).
 """
 
 from __future__ import annotations
@@ -109,6 +111,45 @@ def _engine_arg(values: tuple[str, ...]) -> dict[str, Any]:
     help="Seconds between status log lines (0: off).",
 )
 @click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    envvar="SAGE_LLM_API_KEY",
+    help="Require Authorization: Bearer KEY on every /v1 route and /status (repeat to accept "
+    "several keys; env SAGE_LLM_API_KEY, whitespace-separated). /health, /metrics, /version, "
+    "/tokenize and /detokenize stay open.",
+)
+@click.option(
+    "--enable-engine-admin",
+    is_flag=True,
+    help="Serve /v1/engines (start and stop engines over HTTP). Needs --api-key.",
+)
+@click.option(
+    "--allow-trust-remote-code",
+    is_flag=True,
+    help="Let POST /v1/engines set options.trust_remote_code (runs the model repository's "
+    "code). Off: such a request is refused with 403.",
+)
+@click.option(
+    "--allowed-origins",
+    multiple=True,
+    help="CORS: origins browsers may call from, as a JSON list ('[\"http://localhost:3000\"]') "
+    "or repeated. Default: none (CORS off; cross-origin browser calls are not allowed).",
+)
+@click.option(
+    "--allowed-methods",
+    multiple=True,
+    help='CORS: allowed methods (JSON list or repeated; default ["*"]). Used with '
+    "--allowed-origins.",
+)
+@click.option(
+    "--allowed-headers",
+    multiple=True,
+    help='CORS: allowed request headers (JSON list or repeated; default ["*"]). Used with '
+    "--allowed-origins.",
+)
+@click.option("--allow-credentials", is_flag=True, help="CORS: allow credentials (cookies, auth).")
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
@@ -130,6 +171,13 @@ def serve(
     weight_layout: str,
     engine_arg: tuple[str, ...],
     status_interval: float,
+    api_keys: tuple[str, ...],
+    enable_engine_admin: bool,
+    allow_trust_remote_code: bool,
+    allowed_origins: tuple[str, ...],
+    allowed_methods: tuple[str, ...],
+    allowed_headers: tuple[str, ...],
+    allow_credentials: bool,
     log_level: str,
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API with speculative decoding."""
@@ -141,11 +189,23 @@ def serve(
         ) from exc
     from sage.llm.control_plane import ControlPlaneManager
 
+    settings = _settings(
+        api_keys,
+        enable_engine_admin,
+        allow_trust_remote_code,
+        allowed_origins,
+        allowed_methods,
+        allowed_headers,
+        allow_credentials,
+    )
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
     )
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        click.echo(f"Warning: binding {host}: the server has no authentication.", err=True)
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.api_keys:
+        click.echo(
+            f"Warning: binding {host} without --api-key: anyone who can reach it can use it.",
+            err=True,
+        )
     options = _engine_arg(engine_arg)
     if engine == "transformers":
         options.setdefault("weight_layout", weight_layout)
@@ -173,9 +233,40 @@ def serve(
             target=_log_status, args=(manager, status_interval, stop), daemon=True
         ).start()
     try:
-        run_server(manager, host, port, log_level, default_max_tokens=default_max_tokens)
+        run_server(
+            manager, host, port, log_level, default_max_tokens=default_max_tokens, settings=settings
+        )
     finally:
         stop.set()
+
+
+def _settings(
+    api_keys: tuple[str, ...],
+    enable_engine_admin: bool,
+    allow_trust_remote_code: bool,
+    allowed_origins: tuple[str, ...],
+    allowed_methods: tuple[str, ...],
+    allowed_headers: tuple[str, ...],
+    allow_credentials: bool,
+) -> Any:
+    """The server's :class:`~sage.llm.server.security.ServerSettings`, checked before any
+    model loads: an unsafe combination is a usage error naming the flags."""
+    from sage.llm.server.security import ServerSettings, ServerSettingsError, parse_list_option
+
+    try:
+        methods = parse_list_option(allowed_methods, "--allowed-methods") or ("*",)
+        headers = parse_list_option(allowed_headers, "--allowed-headers") or ("*",)
+        return ServerSettings(
+            api_keys=tuple(k for k in api_keys if k),
+            enable_engine_admin=enable_engine_admin,
+            allow_trust_remote_code=allow_trust_remote_code,
+            allowed_origins=parse_list_option(allowed_origins, "--allowed-origins"),
+            allowed_methods=methods,
+            allowed_headers=headers,
+            allow_credentials=allow_credentials,
+        )
+    except ServerSettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def _default_model() -> str:

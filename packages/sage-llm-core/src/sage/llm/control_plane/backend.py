@@ -8,11 +8,13 @@ load balancer) and makes a new engine kind one class: ``load``, ``run``, ``close
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sage.llm.control_plane.errors import (
     ControlPlaneError,
     EngineStoppedError,
+    NotSupportedError,
     RequestCancelledError,
     RequestTimeoutError,
 )
@@ -20,7 +22,7 @@ from sage.llm.control_plane.states import Capabilities
 
 if TYPE_CHECKING:
     from sage.llm.control_plane.policies import Decision
-    from sage.llm.control_plane.requests import Completion, RequestHandle
+    from sage.llm.control_plane.requests import Completion, Message, RequestHandle
     from sage.llm.strategy import SpeculativeStrategy
 
 
@@ -81,6 +83,53 @@ class EngineBackend:
 
     def describe(self) -> dict[str, Any]:
         return {}
+
+    # -- optional: tokenizing (``/tokenize``, ``/detokenize``) ---------------------------
+
+    def hf_tokenizer(self) -> Any:
+        """The loaded model's Hugging Face tokenizer, or None. A kind that returns one gets
+        :meth:`tokenize` and :meth:`detokenize` for free; one without overrides those."""
+        return None
+
+    def tokenize(
+        self,
+        *,
+        prompt: str | None = None,
+        messages: Sequence[Message] | None = None,
+        add_special_tokens: bool | None = None,
+        add_generation_prompt: bool = True,
+    ) -> list[int]:
+        """The token ids this engine would feed its model for ``prompt`` (as the completions
+        route) or ``messages`` (as the chat route); see :mod:`.tokenizing`."""
+        from sage.llm.control_plane import tokenizing
+
+        return tokenizing.tokenize(
+            self._tokenizer_or_raise(),
+            prompt=prompt,
+            messages=messages,
+            add_special_tokens=add_special_tokens,
+            add_generation_prompt=add_generation_prompt,
+            model_name=self.model_id,
+        )
+
+    def detokenize(self, token_ids: Sequence[int]) -> str:
+        """The text of ``token_ids`` (an id outside the vocabulary: InvalidRequestError)."""
+        from sage.llm.control_plane import tokenizing
+
+        return tokenizing.detokenize(self._tokenizer_or_raise(), token_ids)
+
+    def max_model_len(self) -> int | None:
+        """The longest sequence (prompt and output) the model takes, when known."""
+        return None
+
+    def _tokenizer_or_raise(self) -> Any:
+        tokenizer = self.hf_tokenizer()
+        if tokenizer is None:
+            raise NotSupportedError(
+                f"the {self.kind or type(self).__name__} engine serving {self.model_id!r} "
+                "does not tokenize over HTTP; tokenize on the client with the model's tokenizer."
+            )
+        return tokenizer
 
 
 class Interrupted(Exception):

@@ -89,3 +89,11 @@ class UnknownPolicyError(ControlPlaneError, LookupError):
 
     status = 400
     code = "invalid_request"
+
+
+class NotSupportedError(ControlPlaneError):
+    """The engine kind does not offer this operation (tokenizing, say); the message says
+    which engine and what to use instead."""
+
+    status = 501
+    code = "not_implemented"

@@ -164,6 +164,15 @@ class TransformersBackend(EngineBackend):
         engine = self.engine
         return {"device": str(engine.device)} if engine is not None else {}
 
+    def hf_tokenizer(self) -> Any:
+        return self.engine.tokenizer if self.engine is not None else None
+
+    def max_model_len(self) -> int | None:
+        """The model's ``max_position_embeddings``: the engine refuses longer sequences."""
+        config = getattr(getattr(self.engine, "model", None), "config", None)
+        limit = getattr(config, "max_position_embeddings", None)
+        return int(limit) if isinstance(limit, int) else None
+
 
 def _is_dc(obj: object) -> bool:
     return dataclasses.is_dataclass(obj) and not isinstance(obj, type)

@@ -218,6 +218,16 @@ class VLLMBackend(EngineBackend):
         )
         ctx.complete(handle, completion, now - item.started)
 
+    def hf_tokenizer(self) -> Any:
+        """vLLM's own tokenizer (``LLM.get_tokenizer()``), the one :meth:`prompt` uses."""
+        return getattr(self, "tokenizer", None)
+
+    def max_model_len(self) -> int | None:
+        """vLLM's resolved ``max_model_len`` (the ``--engine-arg`` or the model's)."""
+        config = getattr(getattr(self, "engine", None), "model_config", None)
+        limit = getattr(config, "max_model_len", None)
+        return int(limit) if isinstance(limit, int) else None
+
     def describe(self) -> dict[str, Any]:
         args = getattr(getattr(self, "service", None), "engine_args", None) or {}
         keep = ("tensor_parallel_size", "pipeline_parallel_size", "distributed_executor_backend")

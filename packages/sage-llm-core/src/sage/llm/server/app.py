@@ -1,5 +1,9 @@
 """The ASGI app: OpenAI routes, ``/metrics``, ``/health``, ``/status`` and engine management.
 
+Who may call what (API keys, the engine-admin switch, CORS, ``X-Request-Id``) is
+:mod:`sage.llm.server.security`; the vLLM-style extras (``/version``, ``/tokenize``...) are
+:mod:`sage.llm.server.compat`.
+
 Handlers never block the event loop: requests are queued on an engine and their events are
 awaited through :meth:`~sage.llm.control_plane.requests.RequestHandle.aevents`; starting and
 stopping engines (slow) run in a worker thread. Every error leaves as OpenAI's error JSON
@@ -24,14 +28,22 @@ from starlette.routing import Route
 from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
 from sage.llm.control_plane.manager import ControlPlaneManager
 from sage.llm.control_plane.requests import Completion
-from sage.llm.server import protocol
+from sage.llm.server import compat, protocol, security
+from sage.llm.server.security import ServerSettings
 
 log = logging.getLogger("sage.llm.server")
 
 
-def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -> Starlette:
+def create_app(
+    manager: ControlPlaneManager,
+    *,
+    default_max_tokens: int = 256,
+    settings: ServerSettings | None = None,
+) -> Starlette:
     """The app serving ``manager``'s engines; ``default_max_tokens`` applies to chat requests
-    that set no limit."""
+    that set no limit; ``settings``: keys, engine admin, CORS (default: no key, no admin,
+    no CORS)."""
+    settings = settings or ServerSettings()
 
     async def models(_: Request) -> Response:
         data = [
@@ -85,6 +97,7 @@ def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -
         return JSONResponse(manager.engine_info(request.path_params["engine_id"]))
 
     async def start_engine(request: Request) -> Response:
+        security.require_json(request)
         body = await _json(request)
         if not isinstance(body, dict) or not isinstance(body.get("model"), str):
             raise InvalidRequestError("body must be an object with a model name.", "model")
@@ -96,6 +109,7 @@ def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -
         options = body.get("options") or {}
         if not isinstance(options, dict):
             raise InvalidRequestError("options must be an object.", "options")
+        settings.check_engine_options(options)
 
         def start() -> str:
             return manager.start_engine(
@@ -110,6 +124,7 @@ def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -
         return JSONResponse(manager.engine_info(engine_id), status_code=201)
 
     async def stop_engine(request: Request) -> Response:
+        security.require_json(request)
         engine_id = request.path_params["engine_id"]
         body = await _json(request, optional=True) or {}
         drain = body.get("drain", True) if isinstance(body, dict) else True
@@ -123,20 +138,35 @@ def create_app(manager: ControlPlaneManager, *, default_max_tokens: int = 256) -
         Route("/v1/models", models),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-        Route("/v1/engines", list_engines),
-        Route("/v1/engines", start_engine, methods=["POST"]),
-        Route("/v1/engines/{engine_id}", engine_info),
-        Route("/v1/engines/{engine_id}/stop", stop_engine, methods=["POST"]),
         Route("/metrics", metrics),
         Route("/health", health),
         Route("/status", status),
+        *compat.routes(manager),
     ]
+    if settings.enable_engine_admin:
+        routes += [
+            Route("/v1/engines", list_engines),
+            Route("/v1/engines", start_engine, methods=["POST"]),
+            Route("/v1/engines/{engine_id}", engine_info),
+            Route("/v1/engines/{engine_id}/stop", stop_engine, methods=["POST"]),
+        ]
+    else:
+
+        async def admin_off(_: Request) -> Response:
+            raise security.admin_disabled()
+
+        routes += [
+            Route(path, admin_off, methods=["GET", "POST"])
+            for path in ("/v1/engines", "/v1/engines/{rest:path}")
+        ]
     handlers = {
         ControlPlaneError: _control_plane_error,
         HTTPException: _http_error,
         Exception: _unexpected_error,
     }
-    return Starlette(routes=routes, exception_handlers=handlers)
+    return security.App(
+        routes=routes, exception_handlers=handlers, middleware=security.middleware(settings)
+    )
 
 
 async def _json(request: Request, optional: bool = False) -> Any:

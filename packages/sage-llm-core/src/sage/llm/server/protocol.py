@@ -225,10 +225,14 @@ def usage_chunk(parsed: ParsedRequest, rid: str, completion: Completion) -> dict
 
 ERROR_TYPES = {
     400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
     404: "not_found_error",
     408: "timeout_error",
+    415: "invalid_request_error",
     429: "overloaded_error",
     499: "cancelled_error",
+    501: "not_implemented_error",
     503: "service_unavailable_error",
 }
 

@@ -62,7 +62,7 @@ def test_a_plugin_that_raises_does_not_break_serving(caplog: pytest.LogCaptureFi
     try:
         eid = cp.start_engine("m", engine=ScriptedBackend)
         assert cp.generate(engine_id=eid, prompt="ok").text == "ko"
-        assert "plugin failed in on_request_finished" in caplog.text
+        assert "control-plane plugin 'Faulty' failed in on_request_finished" in caplog.text
     finally:
         cp.shutdown()
 

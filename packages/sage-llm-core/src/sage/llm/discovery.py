@@ -19,6 +19,10 @@ Two groups are read:
 ``sage.llm.speculative.aliases``
     ``alias = "canonical-name"`` — other names for a strategy of the same distribution
     (``draft-model = "draft"``); the value is a name, never imported.
+
+Other plugin groups (the control plane's ``sage.llm.control_plane``) are read by
+:func:`group_entries` into the same :class:`PluginEntry`, so they are checked and imported by
+the same code as strategies.
 """
 
 from __future__ import annotations
@@ -52,8 +56,13 @@ _ENTRY_VALUE = re.compile(
 
 
 @dataclass(frozen=True)
-class StrategyEntry:
-    """One registered strategy, as its distribution's metadata describes it."""
+class PluginEntry:
+    """One entry point of a plugin group, as its distribution's metadata describes it.
+
+    Strategies (:class:`StrategyEntry`) and control-plane plugins
+    (:mod:`sage.llm.control_plane.hooks`) are both read into it, so both are checked and
+    imported by the same code (:mod:`sage.llm.plugin_loading`).
+    """
 
     name: str
     target: str
@@ -61,9 +70,7 @@ class StrategyEntry:
     version: str | None
     requires: tuple[str, ...] = ()
     """The distribution's ``Requires-Dist`` lines."""
-    aliases: tuple[str, ...] = ()
-    ignored_aliases: tuple[str, ...] = ()
-    """Aliases this distribution declares that equal another strategy's canonical name."""
+    group: str = GROUP
 
     @property
     def qualified_name(self) -> str:
@@ -71,7 +78,7 @@ class StrategyEntry:
 
     def load(self) -> Any:
         """Import the module the entry point names and return the object (the plugin's code
-        runs here; :mod:`sage.llm.registry` guards the call)."""
+        runs here; :func:`sage.llm.plugin_loading.import_entry` guards the call)."""
         import importlib
 
         obj: Any = importlib.import_module(self.module)
@@ -102,7 +109,7 @@ class StrategyEntry:
             return None
         return (
             f"its entry point value {self.target!r} is not 'module:Class'; fix the "
-            f'[project.entry-points."{GROUP}"] table of {self.distribution or "its project"}.'
+            f'[project.entry-points."{self.group}"] table of {self.distribution or "its project"}.'
         )
 
     def core_requirement(self) -> str | None:
@@ -123,6 +130,15 @@ class StrategyEntry:
                 return spec or None
             return match.group("spec").strip().strip("()").replace(" ", "") or None
         return None
+
+
+@dataclass(frozen=True)
+class StrategyEntry(PluginEntry):
+    """One registered strategy (group ``sage.llm.speculative``) and the aliases it declares."""
+
+    aliases: tuple[str, ...] = ()
+    ignored_aliases: tuple[str, ...] = ()
+    """Aliases this distribution declares that equal another strategy's canonical name."""
 
 
 _CORE_REQUIREMENT = re.compile(
@@ -183,6 +199,26 @@ def _all_entries() -> tuple[StrategyEntry, ...]:
             )
     entries.sort(key=lambda e: (e.name, e.distribution or ""))
     return tuple(entries)
+
+
+def group_entries(group: str) -> list[PluginEntry]:
+    """Every entry point of ``group`` (metadata only, nothing imported), read afresh each call:
+    groups other than the strategies' are read once per use (a control plane's start)."""
+    found = [
+        PluginEntry(
+            name=name,
+            target=value,
+            distribution=dist.name or None,
+            version=dist.version or None,
+            requires=dist.requires,
+            group=group,
+        )
+        for dist in plugin_distributions((group,), search_path)
+        for entry_group, name, value in dist.entry_points
+        if entry_group == group
+    ]
+    found.sort(key=lambda e: (e.name, e.distribution or ""))
+    return found
 
 
 def refresh() -> None:

@@ -22,7 +22,6 @@ from typing import Any, cast
 from sage.llm import discovery, known
 from sage.llm import params as _params
 from sage.llm._stdio import stdout_to_stderr
-from sage.llm._versions import fast_contains
 from sage.llm.discovery import StrategyEntry
 from sage.llm.errors import (
     AmbiguousStrategyError,
@@ -35,6 +34,12 @@ from sage.llm.errors import (
     StrategyNotInstalledError,
     StrategyPluginError,
     UnknownStrategyError,
+)
+from sage.llm.plugin_loading import (
+    PluginLoadFailed,
+    core_incompatibility,
+    import_entry,
+    summarize,
 )
 from sage.llm.strategy import SpeculativeStrategy
 
@@ -89,45 +94,9 @@ def _cache_key(entry: StrategyEntry) -> str:
 
 
 def _check_compatible(entry: StrategyEntry) -> None:
-    spec = entry.core_requirement()
-    if not spec:
-        return
-    ok = fast_contains(spec, discovery.core_version())
-    if ok is None:
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-        try:
-            ok = SpecifierSet(spec).contains(discovery.core_version(), prereleases=True)
-        except InvalidSpecifier:
-            return
-    if not ok:
-        raise IncompatibleStrategyError(
-            entry.name,
-            entry.distribution,
-            entry.version,
-            f"it needs sage-llm-core{spec}, but sage-llm-core {discovery.core_version()} is "
-            f"installed. Install a release of {entry.distribution} built for this core, or "
-            f"pip install 'sage-llm-core{spec}'.",
-        )
-
-
-def _summarize(exc: BaseException) -> str:
-    """The exception and the innermost frames, short enough for one listing row."""
-    import traceback  # failures only
-
-    frames = [
-        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen")
-    ][-2:]
-    where = "; ".join(f"{_short_path(f.filename)}:{f.lineno} in {f.name}" for f in frames)
-    msg = f"{type(exc).__name__}: {exc}".strip()
-    if isinstance(exc, SystemExit):
-        msg = f"SystemExit({exc.code!r}): the plugin called sys.exit()"
-    return f"{msg} (at {where})" if where else msg
-
-
-def _short_path(filename: str) -> str:
-    """``.../site-packages/broken_plugin/__init__.py`` -> ``broken_plugin/__init__.py``."""
-    return "/".join(filename.replace("\\", "/").rsplit("/", 2)[-2:])
+    reason = core_incompatibility(entry)
+    if reason:
+        raise IncompatibleStrategyError(entry.name, entry.distribution, entry.version, reason)
 
 
 def load_entry(entry: StrategyEntry) -> type[SpeculativeStrategy]:
@@ -143,22 +112,12 @@ def load_entry(entry: StrategyEntry) -> type[SpeculativeStrategy]:
 
 
 def _load_uncached(entry: StrategyEntry) -> type[SpeculativeStrategy] | StrategyLoadError:
-    if entry.malformed:
-        return StrategyLoadError(entry.name, entry.distribution, entry.version, entry.malformed)
     try:
-        _check_compatible(entry)
-    except IncompatibleStrategyError as exc:
-        return exc
-    try:
-        with stdout_to_stderr():
-            obj = entry.load()
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # third-party code: even sys.exit() must not end the host
-        err = StrategyLoadError(
-            entry.name, entry.distribution, entry.version, f"import failed: {_summarize(exc)}"
-        )
-        err.__cause__ = exc
+        obj = import_entry(entry)
+    except PluginLoadFailed as exc:
+        kind = IncompatibleStrategyError if exc.incompatible else StrategyLoadError
+        err = kind(entry.name, entry.distribution, entry.version, exc.reason)
+        err.__cause__ = exc.__cause__
         return err
     from sage.llm.plugins import PluginValidationFailed, plugin_manager  # pluggy: only to load
 
@@ -343,7 +302,7 @@ def plugin_code(strategy: SpeculativeStrategy | type, hook: str) -> Iterator[Non
             entry.distribution if entry else None,
             entry.version if entry else None,
             hook,
-            _summarize(exc),
+            summarize(exc),
         ) from exc
 
 

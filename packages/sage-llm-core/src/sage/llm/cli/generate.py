@@ -14,6 +14,7 @@ engine start. The strategy string is resolved once, here, and both engines get t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from sage.llm._stdio import stdout_fd_to_stderr
 from sage.llm.cli.options import weight_layout_option
 
 if TYPE_CHECKING:
@@ -136,27 +138,32 @@ def generate(
     if not as_json:
         click.echo(f"Loading {target} ...", err=True)
     _quiet_transformers()
-    try:
-        runner = TransformersEngine.from_pretrained(
-            target, device=device, dtype=dtype, weight_layout=cast("WeightLayout", weight_layout)
-        )
-        options: dict[str, Any] = dict(
-            max_tokens=max_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            seed=seed,
-            stop=list(stop),
-            chat=chat,
-        )
-        stream = None if as_json else _stream
-        result = runner.generate(prompt, strategy=resolved, on_text=stream, **options)
-        baseline = None
-        if spec is not None and baseline_tokens > 0:
-            count = min(baseline_tokens, max(1, len(result.token_ids)))
-            baseline = runner.generate(prompt, **{**options, "max_tokens": count, "stop": []})
-    except (ValueError, NotImplementedError, ImportError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    # The text streams to stdout without --json; with it, stdout holds the JSON only.
+    with stdout_fd_to_stderr() if as_json else contextlib.nullcontext():
+        try:
+            runner = TransformersEngine.from_pretrained(
+                target,
+                device=device,
+                dtype=dtype,
+                weight_layout=cast("WeightLayout", weight_layout),
+            )
+            options: dict[str, Any] = dict(
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_k=top_k,
+                top_p=top_p,
+                seed=seed,
+                stop=list(stop),
+                chat=chat,
+            )
+            stream = None if as_json else _stream
+            result = runner.generate(prompt, strategy=resolved, on_text=stream, **options)
+            baseline = None
+            if spec is not None and baseline_tokens > 0:
+                count = min(baseline_tokens, max(1, len(result.token_ids)))
+                baseline = runner.generate(prompt, **{**options, "max_tokens": count, "stop": []})
+        except (ValueError, NotImplementedError, ImportError) as exc:
+            raise click.ClickException(str(exc)) from exc
     report = _report(result, baseline, spec, temperature)
     if as_json:
         click.echo(json.dumps({**result.to_json(), "strategy": spec or "none", **report}))
@@ -309,8 +316,6 @@ def _generate_vllm(
     # Ships in this wheel and imports no vLLM: a missing vLLM is reported where it is used.
     from sage.llm.engines.vllm.generate import check_device, generate_cli
 
-    if options.device is not None:
-        check_device(options.device)
     target = _model_name(model)
     if not as_json:
         click.echo(f"Starting vLLM on {target} ...", err=True)
@@ -324,14 +329,19 @@ def _generate_vllm(
         chat=options.chat,
         dtype=options.dtype or "auto",
     )
-    result = generate_cli(
-        **common, strategy=strategy, max_tokens=options.max_tokens, stop=options.stop
-    )
-    token_ids = list(result.token_ids[0]) if result.token_ids else []
-    baseline = None
-    if strategy is not None and options.baseline_tokens > 0:
-        count = min(options.baseline_tokens, max(1, len(token_ids)))
-        baseline = generate_cli(**common, strategy=None, max_tokens=count)
+    # vLLM logs to stdout, and so do its C++ code and engine-core process: all of it goes to
+    # stderr, so that stdout holds the text (or the JSON) alone.
+    with stdout_fd_to_stderr():
+        if options.device is not None:
+            check_device(options.device)
+        result = generate_cli(
+            **common, strategy=strategy, max_tokens=options.max_tokens, stop=options.stop
+        )
+        token_ids = list(result.token_ids[0]) if result.token_ids else []
+        baseline = None
+        if strategy is not None and options.baseline_tokens > 0:
+            count = min(options.baseline_tokens, max(1, len(token_ids)))
+            baseline = generate_cli(**common, strategy=None, max_tokens=count)
     report = _report_vllm(token_ids, result, baseline, options.temperature)
     if as_json:
         payload = {

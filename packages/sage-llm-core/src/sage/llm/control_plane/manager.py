@@ -101,7 +101,9 @@ class ControlPlaneManager:
     :class:`~sage.llm.control_plane.errors.OverloadedError`. ``request_timeout_s``: default
     total time per request. ``restart_policy``: ``"never"``, ``"on-failure"`` or
     ``"on-failure:N"``. ``plugins``: control-plane plugin objects (observers, exporters,
-    policies); entry-point plugins load too unless ``load_entry_points=False``.
+    policies), which raise :class:`~sage.llm.control_plane.hooks.ControlPlanePluginError` at
+    once when they do not match the hooks; installed entry-point plugins load too unless
+    ``load_entry_points=False``, and a broken one is logged, listed in ``status()`` and skipped.
     """
 
     def __init__(
@@ -253,10 +255,12 @@ class ControlPlaneManager:
     # -- metrics ------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """Every engine's info and metrics, and the policy's own view (JSON-ready)."""
+        """Every engine's info and metrics, the policy's own view, and the control-plane
+        plugins that loaded or failed to (JSON-ready)."""
         return {
             "policy": self.policy.describe(),
             "engines": [self.engine_info(e.engine_id) for e in self._snapshot()],
+            "plugins": self.plugins.describe(),
         }
 
     def prometheus_text(self) -> bytes:

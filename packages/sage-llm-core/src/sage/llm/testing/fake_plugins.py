@@ -42,20 +42,27 @@ def build_wheel(
     aliases: Mapping[str, str] | None = None,
     version: str = "1.0.0",
     requires: tuple[str, ...] = ("sage-llm-core>=1.0,<2",),
+    groups: Mapping[str, Mapping[str, str]] | None = None,
 ) -> Path:
     """Write ``<dist>-<version>-py3-none-any.whl`` into ``out_dir`` and return its path.
 
-    Entry-point values are written as given, malformed ones included: hostile distributions are
-    what this is for.
+    ``entry_points`` are strategies (``sage.llm.speculative``); ``groups`` adds entry points of
+    other groups (``{"sage.llm.control_plane": {"exporter": "mod:Exporter"}}``). Entry-point
+    values are written as given, malformed ones included: hostile distributions are what this
+    is for.
     """
     stem = f"{dist_name.replace('-', '_')}-{version}"
     info = f"{stem}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {dist_name}", f"Version: {version}"]
     meta += [f"Requires-Dist: {r}" for r in requires]
-    lines = ["[sage.llm.speculative]"] + [f"{k} = {v}" for k, v in entry_points.items()]
+    lines = []
+    if entry_points or not groups:
+        lines += ["[sage.llm.speculative]"] + [f"{k} = {v}" for k, v in entry_points.items()]
     if aliases:
         lines += ["", "[sage.llm.speculative.aliases]"]
         lines += [f"{k} = {v}" for k, v in aliases.items()]
+    for group, named in (groups or {}).items():
+        lines += ["", f"[{group}]"] + [f"{k} = {v}" for k, v in named.items()]
     files: dict[str, str] = {}
     if module:
         files[f"{module}.py"] = textwrap.dedent(source)
@@ -98,6 +105,7 @@ class FakePlugins:
         aliases: dict[str, str] | None = None,
         version: str = "1.0.0",
         requires: tuple[str, ...] = ("sage-llm-core>=1.0,<2",),
+        groups: dict[str, dict[str, str]] | None = None,
     ) -> PathDistribution:
         index = len(self.dists)
         wheel = build_wheel(
@@ -109,6 +117,7 @@ class FakePlugins:
             aliases=aliases,
             version=version,
             requires=requires,
+            groups=groups,
         )
         site = self.root / f"site{index}"
         with zipfile.ZipFile(wheel) as zf:  # what installing a pure-Python wheel does

@@ -17,9 +17,11 @@ queues, policies and numbers. Importing it loads neither torch nor any server li
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,6 +39,33 @@ from sage.llm.control_plane.states import EngineState, RestartPolicy
 from sage.llm.strategy import SpeculativeStrategy
 
 ENGINE_KINDS = ("transformers", "vllm")
+EXIT_STOP_S = 10.0
+"""At interpreter exit, how long the engines of managers nobody shut down get to stop."""
+
+_live_managers: weakref.WeakSet[ControlPlaneManager] = weakref.WeakSet()
+
+
+def _stop_engines_at_exit() -> None:
+    """Stop the engines of every manager still alive, without draining, before Python
+    finalizes.
+
+    Why: engine threads are daemons (a forgotten manager must not keep the process alive), and
+    a daemon thread still inside torch when the interpreter finalizes is torn down in the
+    middle of a C++ call: the process aborts (exit 134, "terminate called without an active
+    exception") instead of exiting with its own code. Stopping sets each engine's abort flag,
+    which its worker checks between steps, and joins the worker for at most
+    :data:`EXIT_STOP_S` in all.
+    """
+    deadline = time.monotonic() + EXIT_STOP_S
+    for manager in list(_live_managers):
+        manager._stop_at_exit(deadline)
+
+
+def _run_exit_hook_first() -> None:
+    """(Re-)register the exit hook: atexit runs hooks last-registered first, so this puts it
+    ahead of hooks that libraries loaded since (torch's) registered, while they still work."""
+    atexit.unregister(_stop_engines_at_exit)
+    atexit.register(_stop_engines_at_exit)
 
 
 def backend_class(engine: str | type[EngineBackend]) -> type[EngineBackend]:
@@ -129,6 +158,7 @@ class ControlPlaneManager:
         self._reaper = threading.Thread(target=self._reap, name="sage-llm-reaper", daemon=True)
         self._reaper.start()
         self._prometheus: Any = None
+        _live_managers.add(self)
 
     # -- engines ------------------------------------------------------------------------
 
@@ -187,7 +217,11 @@ class ControlPlaneManager:
                 default_timeout_s=self.request_timeout_s,
             )
             self._engines[eid] = managed
-        managed.start(wait=wait)
+        _run_exit_hook_first()
+        try:
+            managed.start(wait=wait)
+        finally:
+            _run_exit_hook_first()  # after the backend imported its libraries
         return eid
 
     def stop_engine(
@@ -276,6 +310,12 @@ class ControlPlaneManager:
         for engine in self._snapshot():
             if engine.state is not EngineState.STOPPED:
                 engine.stop(drain=drain, timeout=timeout)
+        self._closed.set()
+
+    def _stop_at_exit(self, deadline: float) -> None:
+        for engine in self._snapshot():
+            if engine.state is not EngineState.STOPPED:
+                engine.stop(drain=False, timeout=max(0.0, deadline - time.monotonic()))
         self._closed.set()
 
     def __enter__(self) -> ControlPlaneManager:

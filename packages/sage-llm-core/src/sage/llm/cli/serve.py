@@ -7,7 +7,8 @@
 Binds 127.0.0.1 by default: the server has no authentication, so exposing it is a choice
 (``--host 0.0.0.0``) and is warned about. While serving, each engine's numbers are logged
 every ``--status-interval`` seconds when it served something, and are at ``/status`` (JSON)
-and ``/metrics`` (Prometheus).
+and ``/metrics`` (Prometheus). SIGTERM or Ctrl-C drains the server for up to
+``--shutdown-timeout`` seconds, stops the engines and exits 0.
 """
 
 from __future__ import annotations
@@ -102,6 +103,14 @@ def _engine_arg(values: tuple[str, ...]) -> dict[str, Any]:
     help="KEY=VALUE passed to the engine (vLLM: tensor_parallel_size=2, ...).",
 )
 @click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds requests in flight get to finish after SIGTERM or Ctrl-C (new ones get 503); "
+    "then they end with a 503.",
+)
+@click.option(
     "--status-interval",
     type=click.FloatRange(min=0),
     default=30.0,
@@ -129,6 +138,7 @@ def serve(
     device: str | None,
     weight_layout: str,
     engine_arg: tuple[str, ...],
+    shutdown_timeout: float,
     status_interval: float,
     log_level: str,
 ) -> None:
@@ -173,7 +183,14 @@ def serve(
             target=_log_status, args=(manager, status_interval, stop), daemon=True
         ).start()
     try:
-        run_server(manager, host, port, log_level, default_max_tokens=default_max_tokens)
+        run_server(
+            manager,
+            host,
+            port,
+            log_level,
+            shutdown_timeout=shutdown_timeout,
+            default_max_tokens=default_max_tokens,
+        )
     finally:
         stop.set()
 

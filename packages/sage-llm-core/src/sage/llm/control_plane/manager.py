@@ -305,17 +305,27 @@ class ControlPlaneManager:
 
     # -- shutdown -----------------------------------------------------------------------
 
-    def shutdown(self, *, drain: bool = False, timeout: float | None = 30.0) -> None:
-        """Stop every engine (failing their requests unless ``drain``)."""
+    def shutdown(
+        self, *, drain: bool = False, timeout: float | None = 30.0, reason: str | None = None
+    ) -> None:
+        """Stop every engine (failing their requests unless ``drain``; ``reason``, when set,
+        is what their errors say about why, e.g. that the server is shutting down).
+
+        Call it when done: a manager still running at interpreter exit has its engines
+        stopped by an exit hook, without draining."""
         for engine in self._snapshot():
             if engine.state is not EngineState.STOPPED:
-                engine.stop(drain=drain, timeout=timeout)
+                engine.stop(drain=drain, timeout=timeout, reason=reason)
         self._closed.set()
 
     def _stop_at_exit(self, deadline: float) -> None:
         for engine in self._snapshot():
             if engine.state is not EngineState.STOPPED:
-                engine.stop(drain=False, timeout=max(0.0, deadline - time.monotonic()))
+                engine.stop(
+                    drain=False,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    reason="the Python interpreter is exiting.",
+                )
         self._closed.set()
 
     def __enter__(self) -> ControlPlaneManager:

@@ -57,6 +57,7 @@ class DrainingServer(uvicorn.Server):
     def begin_shutdown(self, reason: str) -> None:
         """Drain, then shut down (what a signal does); callable from any thread."""
         if self.shutdown_reason is None:
+            self.lifecycle.draining = True  # refuse new requests from now, not from the next poll
             self.shutdown_reason = reason
         elif not self.lifecycle.cut_short:
             self.lifecycle.cut_short = True

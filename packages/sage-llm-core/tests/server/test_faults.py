@@ -5,9 +5,11 @@ Each test checks the error a client gets and that every request ends exactly onc
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -54,6 +56,7 @@ def test_full_queue_is_a_429_overloaded(served: tuple[ControlPlaneManager, Any])
         openai_client(server.url).completions.create(model="s", prompt="three", max_tokens=3)
     assert isinstance(info.value.body, dict)
     assert info.value.body["code"] == "overloaded"
+    assert int(info.value.response.headers["retry-after"]) >= 1
     gate.set()
     assert (running.result(5).text, queued.result(5).text) == ("eno", "owt")
     assert outcomes(cp, eid)["rejected"] == 1
@@ -131,6 +134,9 @@ def test_stop_without_drain_while_requests_run(served: tuple[ControlPlaneManager
     assert errors == [503, 503, 503]
     assert outcomes(cp, eid)["error"] == 3
     assert httpx.get(server.url + "/health").status_code == 503
+    again = httpx.post(server.url + "/v1/completions", json={"model": "s", "prompt": "x"})
+    assert again.status_code == 503
+    assert int(again.headers["retry-after"]) >= 1
 
 
 def test_a_request_timeout_is_a_408(served: tuple[ControlPlaneManager, Any]) -> None:
@@ -145,3 +151,54 @@ def test_a_request_timeout_is_a_408(served: tuple[ControlPlaneManager, Any]) -> 
     assert info.value.status_code == 408
     gate.set()
     assert outcomes(cp, eid)["timeout"] == 1
+
+
+def post_then_hang_up(url: str, body: dict[str, Any], until: Callable[[], bool]) -> None:
+    """Send a request on a raw socket, wait until ``until()``, then close the connection
+    without reading the answer: a client that timed out or was killed."""
+    host, port = url.removeprefix("http://").split(":")
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST /v1/completions HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json"
+        f"\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(head.encode() + payload)
+        wait_for(until)
+
+
+def test_a_client_that_goes_away_cancels_its_running_non_streaming_request(
+    served: tuple[ControlPlaneManager, Any],
+) -> None:
+    cp, server = served
+    started = threading.Event()
+    eid = cp.start_engine(
+        "m", engine=ScriptedBackend, served_model_name="s", delay_s=0.02, started=started
+    )
+    body = {"model": "s", "prompt": "x" * 1000, "max_tokens": 1000}  # 20 s of tokens
+    post_then_hang_up(server.url, body, started.is_set)
+    wait_for(lambda: outcomes(cp, eid)["cancelled"] == 1)  # not its 1000 tokens later
+    after = openai_client(server.url).completions.create(model="s", prompt="ok", max_tokens=5)
+    assert after.choices[0].text == "ko"
+    assert (outcomes(cp, eid)["ok"], outcomes(cp, eid)["cancelled"]) == (1, 1)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_goes_away_while_queued_never_runs(
+    served: tuple[ControlPlaneManager, Any], stream: bool
+) -> None:
+    cp, server = served
+    gate, started = threading.Event(), threading.Event()
+    eid = cp.start_engine(
+        "m", engine=ScriptedBackend, served_model_name="s", gate=gate, started=started
+    )
+    running = cp.submit(engine_id=eid, prompt="one")
+    assert started.wait(5)
+    body = {"model": "s", "prompt": "two", "stream": stream}
+    post_then_hang_up(server.url, body, lambda: cp.engine_info(eid)["queue_depth"] == 1)
+    wait_for(lambda: outcomes(cp, eid)["cancelled"] == 1)
+    assert cp.engine_info(eid)["queue_depth"] == 0
+    gate.set()
+    assert running.result(5).text == "eno"
+    wait_for(lambda: cp.engine_info(eid)["running"] == 0)
+    assert (outcomes(cp, eid)["ok"], outcomes(cp, eid)["cancelled"]) == (1, 1)

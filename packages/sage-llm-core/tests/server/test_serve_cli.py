@@ -1,11 +1,10 @@
-"""``sage-llm serve`` as a user runs it: a real process on loopback, the openai client, Ctrl-C."""
+"""``sage-llm serve`` as a user runs it: a real process on loopback, the openai client, SIGTERM."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,18 +14,11 @@ import httpx
 import openai
 import pytest
 from click.testing import CliRunner
-from serve_helpers import openai_client
+from serve_helpers import free_port, openai_client
 
 from sage.llm.cli.main import cli
 
 PROMPT = "hello hello hello"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
@@ -46,6 +38,8 @@ def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
         str(port),
         "--status-interval",
         "0.5",
+        "--shutdown-timeout",
+        "5",
     ]
     env = {**os.environ, "SAGE_LLM_API_KEY": "serve-key"}
     proc = subprocess.Popen(
@@ -87,9 +81,11 @@ def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
         assert got.choices[0].text == json.loads(ran.stdout)["text"]
         time.sleep(1.0)  # one status log line
     finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)  # drains, stops the engines, exits 0 (was 143)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+    assert "SIGTERM: shutting down" in out
+    assert "engines shut down" in out
     assert f"serving on http://127.0.0.1:{port}/v1" in out
     assert "ok 1 err 0 rejected 0" in out  # the status line logged by serve
 

@@ -9,7 +9,8 @@ need ``Authorization: Bearer KEY``; binding another interface without one is war
 Starting and stopping engines over HTTP needs ``--enable-engine-admin`` (and a key); CORS is
 off unless ``--allowed-origins`` is given (docs/control-plane.md, "Security"). While
 serving, each engine's numbers are logged every ``--status-interval`` seconds when it served
-something, and are at ``/status`` (JSON) and ``/metrics`` (Prometheus).
+something, and are at ``/status`` (JSON) and ``/metrics`` (Prometheus). SIGTERM or Ctrl-C drains the server for up to
+``--shutdown-timeout`` seconds, stops the engines and exits 0.
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ def _engine_arg(values: tuple[str, ...]) -> dict[str, Any]:
     help="KEY=VALUE passed to the engine (vLLM: tensor_parallel_size=2, ...).",
 )
 @click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds requests in flight get to finish after SIGTERM or Ctrl-C (new ones get 503); "
+    "then they end with a 503.",
+)
+@click.option(
     "--status-interval",
     type=click.FloatRange(min=0),
     default=30.0,
@@ -170,6 +179,7 @@ def serve(
     device: str | None,
     weight_layout: str,
     engine_arg: tuple[str, ...],
+    shutdown_timeout: float,
     status_interval: float,
     api_keys: tuple[str, ...],
     enable_engine_admin: bool,
@@ -234,7 +244,13 @@ def serve(
         ).start()
     try:
         run_server(
-            manager, host, port, log_level, default_max_tokens=default_max_tokens, settings=settings
+            manager,
+            host,
+            port,
+            log_level,
+            shutdown_timeout=shutdown_timeout,
+            default_max_tokens=default_max_tokens,
+            settings=settings,
         )
     finally:
         stop.set()

@@ -88,6 +88,7 @@ class ManagedEngine:
         self._queue: collections.deque[RequestHandle] = collections.deque()
         self._running: set[RequestHandle] = set()
         self._abort = False
+        self._stop_reason: str | None = None
         self._loaded = threading.Event()
         self._start_error: BaseException | None = None
         self._thread = threading.Thread(
@@ -107,9 +108,12 @@ class ManagedEngine:
                     f"start: {type(cause).__name__}: {cause}"
                 ) from cause
 
-    def stop(self, drain: bool = True, timeout: float | None = None) -> None:
+    def stop(
+        self, drain: bool = True, timeout: float | None = None, reason: str | None = None
+    ) -> None:
         """Stop taking requests; with ``drain`` finish the queued and running ones first,
-        without it fail them with :class:`EngineStoppedError`. Waits up to ``timeout``."""
+        without it fail them with :class:`EngineStoppedError` (whose message gives
+        ``reason`` when set: why the engine stopped, what to do). Waits up to ``timeout``."""
         with self._cond:
             if self.state in (EngineState.STOPPED, EngineState.FAILED) and not self._alive():
                 self.state = EngineState.STOPPED
@@ -117,6 +121,7 @@ class ManagedEngine:
             self.state = EngineState.DRAINING
             if not drain:
                 self._abort = True
+                self._stop_reason = reason
                 dropped = list(self._queue)
                 self._queue.clear()
             else:
@@ -317,7 +322,10 @@ class ManagedEngine:
         self._fail(handle, error, OUTCOME_OF.get(type(error), "error"))
 
     def interrupted(self, handle: RequestHandle) -> ControlPlaneError | None:
-        return interruption(handle, self._abort)
+        error = interruption(handle, self._abort)
+        if isinstance(error, EngineStoppedError) and self._stop_reason is not None:
+            return EngineStoppedError(f"request {handle.id} did not finish: {self._stop_reason}")
+        return error
 
     def expire_queued(self, now: float) -> None:
         """Fail queued requests whose deadline passed (called by the manager's reaper)."""
@@ -341,6 +349,8 @@ class ManagedEngine:
             handle.fail(error, claimed=True)
 
     def _stopped_message(self, handle: RequestHandle) -> str:
+        if self._stop_reason is not None:
+            return f"request {handle.id} did not run: {self._stop_reason}"
         return (
             f"engine {self.engine_id} was stopped without draining; request {handle.id} "
             "did not run. Retry on another engine."

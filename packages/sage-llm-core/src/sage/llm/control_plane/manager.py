@@ -17,9 +17,11 @@ queues, policies and numbers. Importing it loads neither torch nor any server li
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -37,6 +39,33 @@ from sage.llm.control_plane.states import EngineState, RestartPolicy
 from sage.llm.strategy import SpeculativeStrategy
 
 ENGINE_KINDS = ("transformers", "vllm")
+EXIT_STOP_S = 10.0
+"""At interpreter exit, how long the engines of managers nobody shut down get to stop."""
+
+_live_managers: weakref.WeakSet[ControlPlaneManager] = weakref.WeakSet()
+
+
+def _stop_engines_at_exit() -> None:
+    """Stop the engines of every manager still alive, without draining, before Python
+    finalizes.
+
+    Why: engine threads are daemons (a forgotten manager must not keep the process alive), and
+    a daemon thread still inside torch when the interpreter finalizes is torn down in the
+    middle of a C++ call: the process aborts (exit 134, "terminate called without an active
+    exception") instead of exiting with its own code. Stopping sets each engine's abort flag,
+    which its worker checks between steps, and joins the worker for at most
+    :data:`EXIT_STOP_S` in all.
+    """
+    deadline = time.monotonic() + EXIT_STOP_S
+    for manager in list(_live_managers):
+        manager._stop_at_exit(deadline)
+
+
+def _run_exit_hook_first() -> None:
+    """(Re-)register the exit hook: atexit runs hooks last-registered first, so this puts it
+    ahead of hooks that libraries loaded since (torch's) registered, while they still work."""
+    atexit.unregister(_stop_engines_at_exit)
+    atexit.register(_stop_engines_at_exit)
 
 
 def backend_class(engine: str | type[EngineBackend]) -> type[EngineBackend]:
@@ -131,6 +160,7 @@ class ControlPlaneManager:
         self._reaper = threading.Thread(target=self._reap, name="sage-llm-reaper", daemon=True)
         self._reaper.start()
         self._prometheus: Any = None
+        _live_managers.add(self)
 
     # -- engines ------------------------------------------------------------------------
 
@@ -189,7 +219,11 @@ class ControlPlaneManager:
                 default_timeout_s=self.request_timeout_s,
             )
             self._engines[eid] = managed
-        managed.start(wait=wait)
+        _run_exit_hook_first()
+        try:
+            managed.start(wait=wait)
+        finally:
+            _run_exit_hook_first()  # after the backend imported its libraries
         return eid
 
     def stop_engine(
@@ -275,11 +309,27 @@ class ControlPlaneManager:
 
     # -- shutdown -----------------------------------------------------------------------
 
-    def shutdown(self, *, drain: bool = False, timeout: float | None = 30.0) -> None:
-        """Stop every engine (failing their requests unless ``drain``)."""
+    def shutdown(
+        self, *, drain: bool = False, timeout: float | None = 30.0, reason: str | None = None
+    ) -> None:
+        """Stop every engine (failing their requests unless ``drain``; ``reason``, when set,
+        is what their errors say about why, e.g. that the server is shutting down).
+
+        Call it when done: a manager still running at interpreter exit has its engines
+        stopped by an exit hook, without draining."""
         for engine in self._snapshot():
             if engine.state is not EngineState.STOPPED:
-                engine.stop(drain=drain, timeout=timeout)
+                engine.stop(drain=drain, timeout=timeout, reason=reason)
+        self._closed.set()
+
+    def _stop_at_exit(self, deadline: float) -> None:
+        for engine in self._snapshot():
+            if engine.state is not EngineState.STOPPED:
+                engine.stop(
+                    drain=False,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    reason="the Python interpreter is exiting.",
+                )
         self._closed.set()
 
     def __enter__(self) -> ControlPlaneManager:

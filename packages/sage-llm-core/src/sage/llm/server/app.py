@@ -22,7 +22,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
@@ -30,6 +30,13 @@ from sage.llm.control_plane.manager import ControlPlaneManager
 from sage.llm.control_plane.requests import Completion
 from sage.llm.server import compat, protocol, security
 from sage.llm.server.security import ServerSettings
+from sage.llm.server.lifecycle import (
+    DrainMiddleware,
+    EventStream,
+    Lifecycle,
+    outcome_or_disconnect,
+    retry_after,
+)
 
 log = logging.getLogger("sage.llm.server")
 
@@ -39,10 +46,12 @@ def create_app(
     *,
     default_max_tokens: int = 256,
     settings: ServerSettings | None = None,
+    lifecycle: Lifecycle | None = None,
 ) -> Starlette:
     """The app serving ``manager``'s engines; ``default_max_tokens`` applies to chat requests
     that set no limit; ``settings``: keys, engine admin, CORS (default: no key, no admin,
-    no CORS)."""
+    no CORS). ``lifecycle`` is the shutdown state the server drains it by (see
+    :mod:`sage.llm.server.lifecycle`); ``app.state.lifecycle`` holds it."""
     settings = settings or ServerSettings()
 
     async def models(_: Request) -> Response:
@@ -65,18 +74,17 @@ def create_app(
         handle = manager.submit(parsed.request, model=parsed.model)
         rid = protocol.new_id(chat)
         if parsed.stream:
-            return StreamingResponse(
-                _sse(parsed, rid, handle, manager), media_type="text/event-stream"
-            )
+            return EventStream(_sse(parsed, rid, handle, manager), on_disconnect=handle.cancel)
         try:
-            async for event in handle.aevents():
-                if event.error is not None:
-                    raise event.error
-                if event.completion is not None:
-                    return JSONResponse(protocol.response(parsed, rid, event.completion))
+            event = await outcome_or_disconnect(request, handle)
         finally:
             handle.cancel()  # no-op once finished; frees the engine if this task was cancelled
-        raise AssertionError("a request stream ended without a final event")
+        if event is None:
+            return Response(status_code=499)  # the client went away: nobody reads this
+        if event.error is not None:
+            raise event.error
+        assert event.completion is not None
+        return JSONResponse(protocol.response(parsed, rid, event.completion))
 
     async def metrics(_: Request) -> Response:
         text = manager.prometheus_text()
@@ -164,9 +172,12 @@ def create_app(
         HTTPException: _http_error,
         Exception: _unexpected_error,
     }
-    return security.App(
+    app = security.App(
         routes=routes, exception_handlers=handlers, middleware=security.middleware(settings)
     )
+    app.state.lifecycle = lifecycle if lifecycle is not None else Lifecycle()
+    app.add_middleware(DrainMiddleware, lifecycle=app.state.lifecycle)
+    return app
 
 
 async def _json(request: Request, optional: bool = False) -> Any:
@@ -224,7 +235,7 @@ async def _control_plane_error(_: Request, exc: Exception) -> Response:
     status, body = protocol.error_of(exc)
     if status >= 500:
         log.warning("%s", exc)
-    return JSONResponse(body, status_code=status)
+    return JSONResponse(body, status_code=status, headers=retry_after(status))
 
 
 async def _http_error(_: Request, exc: Exception) -> Response:

@@ -9,8 +9,8 @@ need ``Authorization: Bearer KEY``; binding another interface without one is war
 Starting and stopping engines over HTTP needs ``--enable-engine-admin`` (and a key); CORS is
 off unless ``--allowed-origins`` is given (docs/control-plane.md, "Security"). While
 serving, each engine's numbers are logged every ``--status-interval`` seconds when it served
-something, and are at ``/status`` (JSON) and ``/metrics`` (Prometheus). SIGTERM or Ctrl-C drains the server for up to
-``--shutdown-timeout`` seconds, stops the engines and exits 0.
+something, and are at ``/status`` (JSON) and ``/metrics`` (Prometheus). SIGTERM or Ctrl-C
+drains the server for up to ``--shutdown-timeout`` seconds, stops the engines and exits 0.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
 from sage.llm.control_plane.manager import ControlPlaneManager
 from sage.llm.control_plane.requests import Completion
 from sage.llm.server import compat, protocol, security
-from sage.llm.server.security import ServerSettings
 from sage.llm.server.lifecycle import (
     DrainMiddleware,
     EventStream,
@@ -37,6 +36,7 @@ from sage.llm.server.lifecycle import (
     outcome_or_disconnect,
     retry_after,
 )
+from sage.llm.server.security import ServerSettings
 
 log = logging.getLogger("sage.llm.server")
 

@@ -82,18 +82,17 @@ class DynamicProposer:
         self.listens = listens and not cheap
         if not cheap:
             controller.margin = max(controller.margin, MODEL_DRAFT_MARGIN)
-        can_stop = isinstance(inner, EarlyStoppingProposer)
+        stopping = inner if isinstance(inner, EarlyStoppingProposer) else None
         if confidence_threshold > 0.0:
             # The draft model's early stop lives in its proposer (DraftModelProposer); a
             # proposer without one cannot honour the threshold, which must not pass silently.
-            if not can_stop:
+            if stopping is None:
                 raise ValueError(
                     f"confidence_threshold needs a proposer with a confidence stop (the draft "
                     f"model's, an EarlyStoppingProposer); {type(inner).__name__} has none."
                 )
-            inner.confidence_threshold = confidence_threshold
-        stops = not cheap and can_stop
-        stopping: Any = inner
+            stopping.confidence_threshold = confidence_threshold
+        stops = not cheap and stopping is not None
         if cumulative_confidence_threshold is not None:
             if cumulative_confidence_threshold > 0.0 and not stops:
                 raise ValueError(
@@ -101,7 +100,7 @@ class DynamicProposer:
                     f"confidence stop (the draft model's, an EarlyStoppingProposer); "
                     f"{type(inner).__name__} has none."
                 )
-            if stops:
+            if stops and stopping is not None:
                 stopping.cumulative_confidence_threshold = cumulative_confidence_threshold
         self._break_even_stop: Any = (
             stopping if stops and cumulative_confidence_threshold is None else None

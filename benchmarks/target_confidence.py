@@ -190,9 +190,9 @@ def replay_rules(
     """Replay dynamic-lookahead and the naive rule over the traces' draft (speedup over plain,
     per category), and count the requests where dynamic-lookahead drafts nothing at all."""
     from sage.llm.bench.draft_traces import TracedDraft
-    from sage.llm.bench.replay import _load, run_policies, strategy_policy, summarize
+    from sage.llm.bench.replay import load_traces, run_policies, strategy_policy, summarize
 
-    traces = _load(paths, None, 10)
+    traces = load_traces(paths, None, 10)
     policies: dict[str, Any] = {
         "plain": lambda: None,
         "dynamic-lookahead": strategy_policy("dynamic-lookahead", lambda: TracedDraft(traces)),

@@ -53,6 +53,7 @@ def test_show_lists_parameters_with_defaults_and_docs(echo: FakePlugins) -> None
         "ge": 1,
         "le": 16,
         "choices": None,
+        "draft_model": False,
     }
     assert params["label"]["type"] == "str | None"
     table = _run("strategies", "show", "echo")

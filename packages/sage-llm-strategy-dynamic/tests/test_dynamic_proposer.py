@@ -203,6 +203,7 @@ class StoppingDraft(ReportingDraft):
 
     def __init__(self, clock: list[float]) -> None:
         super().__init__(clock)
+        self.confidence_threshold = 0.0  # an EarlyStoppingProposer has both stops
         self.cumulative_confidence_threshold = 0.0
         self.given: list[float] = []
 

@@ -1,4 +1,4 @@
-"""``python -m sage.llm.bench.replay plot``: a saved summary drawn again, without replaying."""
+"""``sage-llm replay plot``: a saved summary drawn again, without replaying."""
 
 from __future__ import annotations
 

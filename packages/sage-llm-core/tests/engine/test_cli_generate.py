@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
 from sage.llm.cli.main import cli
+from sage.llm.testing.fake_plugins import FakePlugins
 
 PROMPT = "abc abc abc abc"
 
@@ -152,3 +154,77 @@ def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, 
         sys.argv = old
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+VLLM_ONLY = '''
+from dataclasses import dataclass
+from typing import ClassVar
+from sage.llm import SpeculativeStrategy
+
+@dataclass(frozen=True, kw_only=True)
+class VllmOnly(SpeculativeStrategy):
+    """Writes vLLM's engine arguments and nothing else."""
+    name: ClassVar[str] = "vllm-only"
+
+    def apply(self, engine_config):
+        self.speculative_config(engine_config).update(method="ngram", num_speculative_tokens=2)
+'''
+
+DRAFTING = '''
+from dataclasses import dataclass
+from typing import ClassVar
+from sage.llm import SpeculativeStrategy, param
+
+@dataclass(frozen=True, kw_only=True)
+class Drafting(SpeculativeStrategy):
+    """A third party's draft-model strategy: its draft parameter has its own name."""
+    name: ClassVar[str] = "drafting"
+    helper: str = param(doc="the draft model", draft_model=True)
+    k: int = param(3, doc="tokens per step", ge=1)
+
+    def apply(self, engine_config):
+        self.speculative_config(engine_config).update(
+            method="draft_model", model=self.helper, num_speculative_tokens=self.k
+        )
+'''
+
+
+def test_a_strategy_without_a_proposer_is_refused_before_the_model_loads(
+    plugins: FakePlugins, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plugins.add(
+        "vllm-only-dist", {"vllm-only": "vllm_only:VllmOnly"}, VLLM_ONLY, module="vllm_only"
+    )
+    missing = str(tmp_path / "missing-model")
+    code, _, err = run_main(["generate", PROMPT, "--model", missing, "-s", "vllm-only"], capsys)
+    assert code != 0
+    assert "'vllm-only' has no proposer for the reference engine" in err
+    assert "--engine vllm" in err
+    assert "make_proposer" in err
+    assert "docs/plugin-authoring.md" in err
+    assert "not found" not in err  # refused before the model was looked up
+
+
+def test_draft_model_fills_the_parameter_a_strategy_declares(plugins: FakePlugins) -> None:
+    """--draft-model goes where the strategy's declaration says, whatever its name; without
+    --strategy, to the one installed strategy that needs a draft model."""
+    from sage.llm.cli.generate import _strategy_spec
+
+    plugins.add("drafting-dist", {"drafting": "drafting:Drafting"}, DRAFTING, module="drafting")
+    plugins.add(
+        "vllm-only-dist", {"vllm-only": "vllm_only:VllmOnly"}, VLLM_ONLY, module="vllm_only"
+    )
+    assert _strategy_spec("drafting:k=2", "tiny", explicit=True) == "drafting:k=2,helper=tiny"
+    assert _strategy_spec("ignored", "tiny", explicit=False) == "drafting:helper=tiny"
+    with pytest.raises(click.UsageError, match=r"propose with a draft model \(drafting\)"):
+        _strategy_spec("vllm-only", "tiny", explicit=True)
+
+
+def test_draft_model_without_strategy_needs_exactly_one_taker(plugins: FakePlugins) -> None:
+    from sage.llm.cli.generate import _strategy_spec
+
+    plugins.add(
+        "vllm-only-dist", {"vllm-only": "vllm_only:VllmOnly"}, VLLM_ONLY, module="vllm_only"
+    )
+    with pytest.raises(click.UsageError, match="pass --strategy"):
+        _strategy_spec("vllm-only", "tiny", explicit=False)

@@ -240,8 +240,8 @@ def test_replaying_a_draft_method_on_lookup_only_traces_says_what_to_do(
     tmp_path: Path, traced: TraceSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`replay check` of a bench run with a draft method, on traces without the draft's
-    predictions: one line that names record-draft, no traceback; a strategy that can neither
-    wrap a proposer nor has a fixed depth is refused by name."""
+    predictions: one line that names record-draft, no traceback; a strategy without the
+    wrap_proposer hook is refused by name."""
     import json
 
     from sage.llm.bench.replay import main, strategy_policy
@@ -271,11 +271,11 @@ def test_replaying_a_draft_method_on_lookup_only_traces_says_what_to_do(
         main(["check", str(bench_path), str(traces_path)])
     import sage.llm
 
-    class Neither:  # no wrap_proposer, no num_speculative_tokens
+    class Neither:  # no wrap_proposer hook
         pass
 
     monkeypatch.setattr(sage.llm, "get_strategy", lambda spec: Neither())
-    with pytest.raises(SystemExit, match="cannot be replayed over a traced draft"):
+    with pytest.raises(ValueError, match="cannot be replayed over a traced draft"):
         strategy_policy("neither", lambda: TracedDraft(traced))
 
 

@@ -6,6 +6,7 @@ cost of loading and running a second model.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +28,7 @@ class DraftModelStrategy(SpeculativeStrategy):
     draft_model_id: str = param(
         doc="Draft model: a local path, a model-pack name or a hub id (same tokenizer as the "
         "target).",
+        draft_model=True,
     )
     num_speculative_tokens: int = param(
         5, doc="Tokens the draft proposes per step (k).", ge=1, le=64
@@ -81,3 +83,25 @@ class DraftModelStrategy(SpeculativeStrategy):
             context,
             allow_hub=self.auto_download,
         )
+
+    def wrap_proposer(self, inner: Proposer) -> Proposer:
+        """``inner`` (any model-drafting proposer) asked for ``num_speculative_tokens`` every
+        step: this strategy's policy, e.g. over a draft model's recorded predictions."""
+        from sage_llm_strategy_draft.fixed import FixedDepthProposer
+
+        return FixedDepthProposer(inner, self.num_speculative_tokens)
+
+    def with_num_speculative_tokens(self, k: int) -> DraftModelStrategy:
+        """The same draft proposing ``k`` tokens per step (a scheduling policy's depth)."""
+        return dataclasses.replace(self, num_speculative_tokens=k)
+
+    def transformers_peer(self) -> dict[str, Any]:
+        """transformers' assisted generation with the same draft and a constant ``k``, without
+        its confidence stop (transformers reads these from the assistant's own settings and
+        would otherwise draft up to 20 tokens and stop below 0.4)."""
+        return {
+            "assistant_model": self.draft_model_id,
+            "num_assistant_tokens": self.num_speculative_tokens,
+            "num_assistant_tokens_schedule": "constant",
+            "assistant_confidence_threshold": 0.0,
+        }

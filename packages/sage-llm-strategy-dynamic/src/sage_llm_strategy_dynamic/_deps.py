@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sage.llm.proposing import Proposal, Proposer, ProposerContext
+from sage.llm.proposing import EarlyStoppingProposer, Proposal, Proposer, ProposerContext
 from sage_llm_strategy_ngram import DEFAULT_LOOKUP_MIN, NgramProposer
 
 __all__ = [
     "DEFAULT_LOOKUP_MIN",
+    "EarlyStoppingProposer",
     "NgramProposer",
     "Proposal",
     "Proposer",

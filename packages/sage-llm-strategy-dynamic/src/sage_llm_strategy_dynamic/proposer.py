@@ -29,7 +29,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sage_llm_strategy_dynamic._deps import NgramProposer, Proposal, build_draft
+from sage_llm_strategy_dynamic._deps import (
+    EarlyStoppingProposer,
+    NgramProposer,
+    Proposal,
+    build_draft,
+)
 from sage_llm_strategy_dynamic.controller import MODEL_DRAFT_MARGIN, LookaheadController
 
 if TYPE_CHECKING:
@@ -77,24 +82,25 @@ class DynamicProposer:
         self.listens = listens and not cheap
         if not cheap:
             controller.margin = max(controller.margin, MODEL_DRAFT_MARGIN)
+        stopping = inner if isinstance(inner, EarlyStoppingProposer) else None
         if confidence_threshold > 0.0:
             # The draft model's early stop lives in its proposer (DraftModelProposer); a
             # proposer without one cannot honour the threshold, which must not pass silently.
-            if not hasattr(inner, "confidence_threshold"):
+            if stopping is None:
                 raise ValueError(
                     f"confidence_threshold needs a proposer with a confidence stop (the draft "
-                    f"model's); {type(inner).__name__} has none."
+                    f"model's, an EarlyStoppingProposer); {type(inner).__name__} has none."
                 )
-            inner.confidence_threshold = confidence_threshold
-        stops = not cheap and hasattr(inner, "cumulative_confidence_threshold")
-        stopping: Any = inner  # the attribute is not part of the Proposer protocol
+            stopping.confidence_threshold = confidence_threshold
+        stops = not cheap and stopping is not None
         if cumulative_confidence_threshold is not None:
             if cumulative_confidence_threshold > 0.0 and not stops:
                 raise ValueError(
                     "cumulative_confidence_threshold needs a costly proposer with a cumulative "
-                    f"confidence stop (the draft model's); {type(inner).__name__} has none."
+                    f"confidence stop (the draft model's, an EarlyStoppingProposer); "
+                    f"{type(inner).__name__} has none."
                 )
-            if stops:
+            if stops and stopping is not None:
                 stopping.cumulative_confidence_threshold = cumulative_confidence_threshold
         self._break_even_stop: Any = (
             stopping if stops and cumulative_confidence_threshold is None else None
@@ -355,8 +361,8 @@ def wrap(
     ``cheap=True`` only for a proposer whose cost does not grow with the tokens asked for (a
     lookup): it is then asked for ``max_tokens`` every step, also while speculation is off.
     ``confidence_threshold``: handed to the proposer's own early stop (see DynamicProposer).
-    ``cumulative_confidence_threshold``: the same for a cumulative stop (a
-    ``cumulative_confidence_threshold`` attribute, as the draft model's); ``None`` sets it
+    ``cumulative_confidence_threshold``: the same for a cumulative stop (an
+    :class:`~sage.llm.proposing.EarlyStoppingProposer`, as the draft model's); ``None`` sets it
     every step to the measured break-even of one more drafted token, 0 turns it off.
     ``listens``: a costly proposer's controller is switched on and off by the target's
     confidence when the engine reports it (see :class:`~sage.llm.proposer.ConfidenceAwareProposer`).

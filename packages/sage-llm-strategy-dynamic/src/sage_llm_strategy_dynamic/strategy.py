@@ -72,7 +72,7 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
     )
     max_tokens: int = param(10, doc="Most tokens proposed per step.", ge=1, le=64)
     draft_model_id: str | None = param(
-        None, doc="Draft model to propose with; unset uses n-gram prompt lookup."
+        None, doc="Draft model to propose with; unset uses n-gram prompt lookup.", draft_model=True
     )
     prompt_lookup_max: int = param(4, doc="Longest n-gram matched (n-gram mode).", ge=1, le=64)
     prompt_lookup_min: int | None = param(
@@ -192,15 +192,16 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
 
         For a proposer that is not ``cheap`` (a model: drafting costs time per token) the
         controller applies the model-draft margin and probes while off; a proposer with an
-        early stop (a ``confidence_threshold`` or ``cumulative_confidence_threshold``
-        attribute, as the draft model's) gets the strategy's thresholds, exactly as with
-        ``draft_model_id``. ``cheap=True`` is for
+        early stop (``confidence_threshold`` and ``cumulative_confidence_threshold``
+        attributes, as the draft model's: a ``sage.llm.proposing.EarlyStoppingProposer``) gets
+        the strategy's thresholds, exactly as with ``draft_model_id``. ``cheap=True`` is for
         lookups (see :func:`~sage_llm_strategy_dynamic.proposer.wrap`). The replay of recorded
         draft traces runs the strategy this way around its replayed draft.
         """
+        from sage_llm_strategy_dynamic._deps import EarlyStoppingProposer
         from sage_llm_strategy_dynamic.proposer import wrap
 
-        stops_early = not cheap and hasattr(inner, "confidence_threshold")
+        stops_early = not cheap and isinstance(inner, EarlyStoppingProposer)
         return wrap(
             inner,
             self.min_tokens,
@@ -211,3 +212,15 @@ class DynamicLookaheadStrategy(SpeculativeStrategy):
             cumulative_confidence_threshold=self.cumulative_confidence_threshold,
             listens=self.target_confidence,
         )
+
+    def transformers_peer(self) -> dict[str, Any]:
+        """What transformers offers a user who does not want to pick ``k``: with a draft model,
+        assisted generation at its own defaults (its schedule and confidence stop); for n-gram
+        lookup, which has no schedule there, prompt lookup at the same largest ``k`` and
+        n-gram."""
+        if self.draft_model_id is not None:
+            return {"assistant_model": self.draft_model_id}
+        return {
+            "prompt_lookup_num_tokens": self.max_tokens,
+            "max_matching_ngram_size": self.prompt_lookup_max,
+        }

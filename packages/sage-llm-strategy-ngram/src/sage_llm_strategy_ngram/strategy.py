@@ -6,6 +6,7 @@ No draft model and almost no overhead; it pays off when the output copies from t
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -69,3 +70,15 @@ class NgramStrategy(SpeculativeStrategy):
         from sage_llm_strategy_ngram.proposer import NgramProposer
 
         return NgramProposer(self.num_speculative_tokens, self.n, self.min_n)
+
+    def with_num_speculative_tokens(self, k: int) -> NgramStrategy:
+        """The same lookup proposing ``k`` tokens per step (a scheduling policy's depth)."""
+        return dataclasses.replace(self, num_speculative_tokens=k)
+
+    def transformers_peer(self) -> dict[str, Any]:
+        """transformers' prompt lookup at the same ``k`` and longest n-gram (it goes down to
+        single tokens where this strategy stops at ``min_n``)."""
+        return {
+            "prompt_lookup_num_tokens": self.num_speculative_tokens,
+            "max_matching_ngram_size": self.n,
+        }

@@ -69,6 +69,40 @@ class StrategySpec:
         vLLM's custom proposer interface, documented and checked in
         :mod:`sage.llm.engines.vllm.proposer` (``VLLMProposer`` is a base class for it)."""
 
+    @hookspec(firstresult=True)
+    def wrap_proposer(self, inner: Any) -> Any:
+        """Return a :class:`~sage.llm.proposer.Proposer` that runs this strategy's policy (how
+        many tokens to ask for each step, when to stop) around ``inner``, another proposer
+        that drafts with a model, or ``None`` when the strategy cannot run around one.
+
+        Optional. ``sage-llm replay`` uses it to replay the strategy over a draft model's
+        recorded predictions (``inner`` is then a replayed draft whose time per token is
+        modelled). A fixed-depth strategy asks ``inner`` for its ``k`` tokens; an adaptive one
+        puts its controller around it. ``inner`` may be an
+        :class:`~sage.llm.proposer.EarlyStoppingProposer`, whose early stop the wrapper may
+        set."""
+
+    @hookspec(firstresult=True)
+    def with_num_speculative_tokens(self, k: int) -> Any:
+        """Return a copy of this strategy that proposes ``k`` tokens per step (``k >= 1``), or
+        ``None`` when the strategy has no such setting (it chooses its depth itself).
+
+        Optional. The control plane's scheduling policies use it to speculate shallower under
+        load (:class:`~sage.llm.control_plane.policies.Decision`); a strategy that returns
+        ``None`` runs as configured."""
+
+    @hookspec(firstresult=True)
+    def transformers_peer(self) -> Any:
+        """Return the keyword arguments of transformers' ``model.generate`` that do what this
+        strategy does, or ``None`` when transformers has no equivalent.
+
+        Optional. ``sage-llm bench`` runs the peer beside the strategy, on the same prompts,
+        so the comparison is like for like. Prompt lookup: ``prompt_lookup_num_tokens`` and
+        ``max_matching_ngram_size``. Assisted generation: ``assistant_model`` (a model name,
+        loaded as a draft model is) plus the assistant's settings ``num_assistant_tokens``,
+        ``num_assistant_tokens_schedule`` and ``assistant_confidence_threshold``, each left out
+        for transformers' default. Values must be JSON-serializable."""
+
 
 SPEC_NAMES = frozenset(name for name in vars(StrategySpec) if not name.startswith("_"))
 

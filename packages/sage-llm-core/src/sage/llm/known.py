@@ -27,6 +27,13 @@ KNOWN_STRATEGIES: tuple[KnownStrategy, ...] = (
 )
 
 
+DEFAULT_STRATEGY = "ngram"
+"""The strategy ``sage-llm generate``, ``serve``, ``bench`` and ``replay`` run when none is
+given: a user-facing default value, the one place the core's code names a strategy (n-gram
+lookup needs no second model and pays off on input-grounded prompts). Installed separately
+like any other; a missing one gets its install hint above."""
+
+
 def hint_for_name(name: str) -> KnownStrategy | None:
     key = name.strip().lower()
     for known in KNOWN_STRATEGIES:

@@ -37,6 +37,10 @@ class ParamSpec:
     ge: float | None = None
     le: float | None = None
     choices: tuple[Any, ...] | None = None
+    draft_model: bool = False
+    """The parameter names the draft model the strategy proposes with (``param(...,
+    draft_model=True)``): ``sage-llm generate --draft-model`` sets it, ``sage-llm replay``
+    replays such a strategy over a draft's recorded predictions."""
 
     @property
     def required(self) -> bool:
@@ -56,6 +60,7 @@ class ParamSpec:
             "ge": self.ge,
             "le": self.le,
             "choices": list(self.choices) if self.choices is not None else None,
+            "draft_model": self.draft_model,
         }
 
 
@@ -66,13 +71,18 @@ def param(
     ge: float | None = None,
     le: float | None = None,
     choices: tuple[Any, ...] | None = None,
+    draft_model: bool = False,
 ) -> Any:
     """Declare a strategy parameter (a dataclass field with its documentation and bounds).
 
     ``ge``/``le`` are inclusive bounds for numbers; ``choices`` restricts the allowed values.
-    Leave ``default`` out to make the parameter required.
+    Leave ``default`` out to make the parameter required. ``draft_model=True`` marks the one
+    parameter (a ``str``, or ``str | None`` when optional) that names the draft model the
+    strategy proposes with, so tools can offer ``--draft-model`` without knowing its name.
     """
-    meta = {_META_KEY: {"doc": doc, "ge": ge, "le": le, "choices": choices}}
+    meta = {
+        _META_KEY: {"doc": doc, "ge": ge, "le": le, "choices": choices, "draft_model": draft_model}
+    }
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -98,10 +108,25 @@ def params_of(cls: type) -> list[ParamSpec]:
                     ge=meta.get("ge"),
                     le=meta.get("le"),
                     choices=meta.get("choices"),
+                    draft_model=bool(meta.get("draft_model", False)),
                 )
             )
         return specs
     return _params_from_signature(cls)
+
+
+def draft_model_param(cls: type) -> ParamSpec | None:
+    """The parameter of ``cls`` declared with ``draft_model=True`` (the first, should a class
+    declare several; the conformance kit refuses that), or ``None``."""
+    return next((spec for spec in params_of(cls) if spec.draft_model), None)
+
+
+def draft_model_of(strategy: object) -> str | None:
+    """The draft model ``strategy`` proposes with: its draft-model parameter's value, or
+    ``None`` (no such parameter, or left unset)."""
+    spec = draft_model_param(type(strategy))
+    value = getattr(strategy, spec.name, None) if spec is not None else None
+    return value if isinstance(value, str) else None
 
 
 def _params_from_signature(cls: type) -> list[ParamSpec]:

@@ -85,6 +85,17 @@ class StrategyPluginManager(pluggy.PluginManager):
         return self.implemented_hooks(plugin_name)
 
 
+def implements(strategy: object, hook: str) -> bool:
+    """Whether ``strategy`` (an instance or a class) implements the optional ``hook`` itself
+    rather than inheriting the base class's "not implemented" default.
+
+    What a tool asks before it relies on a hook: ``sage-llm generate`` refuses a strategy
+    without ``make_proposer`` on the reference engine before loading any model.
+    """
+    cls = strategy if inspect.isclass(strategy) else type(strategy)
+    return _overrides(cls, hook)
+
+
 def _overrides(cls: type, name: str) -> bool:
     """True when ``cls`` (or a base other than SpeculativeStrategy) defines ``name``."""
     for klass in cls.__mro__:

@@ -108,6 +108,24 @@ class ConfidenceAwareProposer(Proposer, Protocol):
         ...
 
 
+@runtime_checkable
+class EarlyStoppingProposer(Proposer, Protocol):
+    """A proposer that drafts with a model and can end a draft early by the draft's own
+    probabilities (optional capability; the draft model's proposer has it).
+
+    A wrapper that chooses how deep to draft (a strategy's ``wrap_proposer``, dynamic-lookahead's
+    controller) sets these between steps; 0 turns a stop off. Both stops cut a proposal short
+    and never change a token in it, so they keep decoding lossless. A proposer without them is
+    simply run without an early stop; a wrapper asked for a stop it cannot set says so.
+    """
+
+    confidence_threshold: float
+    """End the draft after a token the draft gives less than this probability."""
+    cumulative_confidence_threshold: float
+    """End the draft once the product of its drafted tokens' probabilities (the draft's
+    estimate that the whole draft is accepted) falls below this."""
+
+
 @dataclass(frozen=True)
 class ProposerContext:
     """What the engine tells a strategy when it asks for a proposer."""

@@ -13,6 +13,7 @@ What is here, by job:
 
 * the contract: :class:`Proposer`, :class:`SeededProposer` (optional ``reseed``),
   :class:`ConfidenceAwareProposer` (optional ``on_target_confidence``),
+  :class:`EarlyStoppingProposer` (a model draft's settable early stops),
   :class:`Proposal`, :class:`ProposerContext`, :class:`DraftTiming` (an optional
   ``last_timing`` of a proposer that runs a model);
 * sampling: :class:`SamplingParams` (:func:`sampling_params` builds it from a context),
@@ -54,6 +55,7 @@ from sage.llm.engines.transformers.vocab import (
 from sage.llm.proposer import (
     ConfidenceAwareProposer,
     DraftTiming,
+    EarlyStoppingProposer,
     Proposal,
     Proposer,
     ProposerContext,
@@ -67,6 +69,7 @@ __all__ = [
     "ConfidenceAwareProposer",
     "DraftModel",
     "DraftTiming",
+    "EarlyStoppingProposer",
     "InvalidSamplingParamsError",
     "ModelLoadError",
     "Proposal",

@@ -66,6 +66,18 @@ class SpeculativeStrategy:
         """The class vLLM instantiates as this strategy's proposer; ``None``: vLLM's own."""
         return None
 
+    def wrap_proposer(self, inner: Proposer) -> Proposer | None:
+        """This strategy's policy around another (model-drafting) proposer; ``None``: none."""
+        return None
+
+    def with_num_speculative_tokens(self, k: int) -> Self | None:
+        """A copy proposing ``k`` tokens per step; ``None``: the depth is not a setting."""
+        return None
+
+    def transformers_peer(self) -> dict[str, Any] | None:
+        """transformers' ``generate`` arguments that do the same; ``None``: no equivalent."""
+        return None
+
     # -- helpers for implementations -------------------------------------------------------
 
     @staticmethod

@@ -135,7 +135,7 @@ class TracedDraft:
         if not traces.costs.draft_feed_seconds or any(not t.draft_tokens for t in traces.traces):
             raise ValueError(
                 "these traces hold no draft predictions; add them with "
-                "`python -m sage.llm.bench.replay record-draft TRACES --draft MODEL`"
+                "`sage-llm replay record-draft TRACES --draft MODEL`"
             )
         self.costs: CostTable = traces.costs
         self.by_prompt = {tuple(t.prompt_ids): t for t in traces.traces}

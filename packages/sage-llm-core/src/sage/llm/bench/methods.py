@@ -4,9 +4,10 @@ Every method is run on the same prompt token ids, greedy, with the same token bu
 
 * ``plain``: the reference engine without a strategy (the reference output and speed);
 * one method per ``--strategy`` spec: the reference engine with that strategy;
-* the transformers peers, derived from the strategies so the comparison is like for like:
-  ``hf-plain`` (``model.generate``), ``hf-prompt-lookup`` for an n-gram strategy (same k, same
-  longest n-gram) and ``hf-assisted`` for a draft-model strategy (same draft, constant k);
+* the transformers peers, so the comparison is like for like: ``hf-plain``
+  (``model.generate``) and, for each strategy that names one (its ``transformers_peer`` hook),
+  transformers' equivalent: ``hf-prompt-lookup`` for an n-gram lookup (same k, same longest
+  n-gram), ``hf-assisted`` for a draft model (same draft);
 * with ``--engine vllm``: ``vllm:plain`` and ``vllm:<spec>`` per strategy, the same strategy
   objects on vLLM (one engine per method: vLLM fixes speculation when the engine starts), fed
   the same prompt token ids and the reference engine's dtype.
@@ -38,7 +39,7 @@ class Method:
     kind: str
     """``engine`` (the reference engine), ``hf`` (transformers' own generate) or ``vllm``."""
     family: str
-    """``plain``, ``ngram``, ``draft`` or another strategy name: pairs a method with its peer."""
+    """``plain`` or the strategy's canonical name: pairs a method with its peer."""
     strategy: str | None = None
     """Strategy spec handed to the engine (engine methods only)."""
     hf_kwargs: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
@@ -53,7 +54,7 @@ class Method:
     """The strategy object for ``strategy`` (resolved once by :func:`plan`)."""
     peer: str | None = None
     """The transformers method this one is compared with (set by :func:`plan`; one family can
-    have several, e.g. dynamic-lookahead with and without a draft model)."""
+    have several, e.g. a strategy with and without a draft model)."""
 
     @property
     def ours(self) -> bool:
@@ -138,50 +139,39 @@ def assistant_defaults() -> dict[str, Any]:
 
 
 def _peer(family: str, strategy: Any) -> Method | None:
-    if family == "dynamic-lookahead":
-        return _adaptive_peer(strategy)
-    k = getattr(strategy, "num_speculative_tokens", None)
-    if family == "ngram" and k:
-        n = getattr(strategy, "n", 2)
-        return Method(
-            f"hf-prompt-lookup:k={k},n={n}",
-            "hf",
-            family,
-            hf_kwargs={"prompt_lookup_num_tokens": k, "max_matching_ngram_size": n},
-        )
-    draft = getattr(strategy, "draft_model_id", None)
-    if family == "draft" and k and draft:
-        return Method(
-            f"hf-assisted:k={k}",
-            "hf",
-            family,
-            draft=draft,
-            assistant_config={
-                "num_assistant_tokens": k,
-                "num_assistant_tokens_schedule": "constant",
-                "assistant_confidence_threshold": 0.0,
-            },
-        )
-    return None
+    """The transformers method that does what ``strategy`` does: its ``transformers_peer``
+    hook's ``generate`` arguments, with the assisted-generation settings moved to the draft's
+    own ``generation_config`` (where transformers reads them)."""
+    from sage.llm.registry import plugin_code
+
+    with plugin_code(strategy, "transformers_peer"):
+        kwargs = strategy.transformers_peer()
+    if not kwargs:
+        return None
+    hf_kwargs = dict(kwargs)
+    draft = hf_kwargs.pop("assistant_model", None)
+    knobs = {key: hf_kwargs.pop(key) for key in ASSISTANT_KNOBS if key in hf_kwargs}
+    return Method(
+        peer_name(hf_kwargs, draft, knobs),
+        "hf",
+        family,
+        hf_kwargs=hf_kwargs,
+        draft=None if draft is None else str(draft),
+        assistant_config=knobs,
+    )
 
 
-def _adaptive_peer(strategy: Any) -> Method | None:
-    """What transformers offers a user who does not want to pick k: for a draft model,
-    assisted generation with its own default schedule and confidence stop; for n-gram lookup
-    (which has no schedule in transformers) prompt lookup at the same largest k and n-gram."""
-    draft = getattr(strategy, "draft_model_id", None)
-    if draft:
-        return Method("hf-assisted:default", "hf", "dynamic-lookahead", draft=draft)
-    k = getattr(strategy, "max_tokens", None)
-    n = getattr(strategy, "prompt_lookup_max", None)
-    if k and n:
-        return Method(
-            f"hf-prompt-lookup:k={k},n={n}",
-            "hf",
-            "dynamic-lookahead",
-            hf_kwargs={"prompt_lookup_num_tokens": k, "max_matching_ngram_size": n},
-        )
-    return None
+def peer_name(hf_kwargs: dict[str, Any], draft: Any, knobs: dict[str, Any]) -> str:
+    """``hf-assisted:k=5`` (``:default`` at transformers' own schedule),
+    ``hf-prompt-lookup:k=10,n=4``, or ``hf:`` and the arguments for anything else."""
+    if draft is not None:
+        k = knobs.get("num_assistant_tokens")
+        return f"hf-assisted:k={k}" if k is not None else "hf-assisted:default"
+    k = hf_kwargs.get("prompt_lookup_num_tokens")
+    if k is not None:
+        n = hf_kwargs.get("max_matching_ngram_size")
+        return f"hf-prompt-lookup:k={k}" + (f",n={n}" if n is not None else "")
+    return "hf:" + ",".join(f"{key}={value}" for key, value in sorted(hf_kwargs.items()))
 
 
 def peer_of(method: Method, methods: Sequence[Method]) -> Method | None:

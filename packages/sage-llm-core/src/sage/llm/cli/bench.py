@@ -17,6 +17,7 @@ import click
 
 from sage.llm.bench.questions import CATEGORIES
 from sage.llm.cli.options import weight_layout_option
+from sage.llm.known import DEFAULT_STRATEGY
 
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.layout import WeightLayout
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     "-s",
     "strategies",
     multiple=True,
-    default=("ngram",),
+    default=(DEFAULT_STRATEGY,),
     show_default=True,
     help="Strategy spec to benchmark, e.g. 'ngram:num_speculative_tokens=4'; repeatable.",
 )

@@ -24,6 +24,7 @@ import click
 
 from sage.llm._stdio import stdout_fd_to_stderr
 from sage.llm.cli.options import weight_layout_option
+from sage.llm.known import DEFAULT_STRATEGY
 
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.layout import WeightLayout
@@ -37,7 +38,7 @@ ENGINES = ("transformers", "vllm")
 @click.option(
     "--strategy",
     "-s",
-    default="ngram",
+    default=DEFAULT_STRATEGY,
     show_default=True,
     help="Strategy string (name[:k=v,...], e.g. 'ngram:n=3,num_speculative_tokens=5') or "
     "'none' for plain decoding.",
@@ -52,7 +53,8 @@ ENGINES = ("transformers", "vllm")
 @click.option(
     "--draft-model",
     default=None,
-    help="Draft model for the draft strategy (implies --strategy draft when none is given).",
+    help="Draft model for a strategy that proposes with one (it declares a draft-model "
+    "parameter); without --strategy, the one installed strategy that needs a draft model.",
 )
 @click.option("--engine", type=click.Choice(ENGINES), default="transformers", show_default=True)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
@@ -112,6 +114,13 @@ def generate(
     """Generate a completion of PROMPT with speculative decoding and report the speedup."""
     spec = _strategy_spec(strategy, draft_model, explicit=_given("strategy"))
     resolved = _resolve(spec)
+    if engine == "transformers" and resolved is not None:
+        from sage.llm.engines.transformers.engine import require_proposer
+
+        try:  # before the model is loaded: a vLLM-only strategy fails in a second, not minutes
+            require_proposer(resolved)
+        except NotImplementedError as exc:
+            raise click.UsageError(str(exc)) from exc
     if engine == "vllm":
         if weight_layout != "auto":
             raise click.UsageError(
@@ -195,15 +204,42 @@ def _strategy_spec(strategy: str, draft_model: str | None, *, explicit: bool) ->
         return None
     if draft_model is None:
         return text
+    from sage.llm.params import draft_model_param, parse_spec
+    from sage.llm.registry import get_strategy_class
+
+    takers = _draft_model_strategies()
     if not explicit:
-        text = "draft"
-    name = text.split(":", 1)[0]
-    if name not in ("draft", "draft-model", "dynamic", "dynamic-lookahead"):
+        needing = [name for name, required in takers.items() if required]
+        if len(needing) != 1:
+            raise click.UsageError(
+                "--draft-model: pass --strategy to say which strategy proposes with it "
+                f"(strategies that take a draft model: {', '.join(takers) or 'none installed'})."
+            )
+        text = needing[0]
+    parsed = parse_spec(text)
+    param = draft_model_param(get_strategy_class(parsed.name, distribution=parsed.distribution))
+    if param is None:
         raise click.UsageError(
-            f"--draft-model applies to the draft and dynamic-lookahead strategies, not {name!r}."
+            f"--draft-model applies to strategies that propose with a draft model "
+            f"({', '.join(takers) or 'none installed'}), not {parsed.name!r}."
         )
-    separator = "," if ":" in text else ":"
-    return f"{text}{separator}draft_model_id={draft_model}"
+    separator = "," if parsed.params else ":"
+    return f"{text}{separator}{param.name}={draft_model}"
+
+
+def _draft_model_strategies() -> dict[str, bool]:
+    """Installed strategies that declare a draft-model parameter (``param(...,
+    draft_model=True)``), each with whether it needs one (the parameter is required)."""
+    from sage.llm.params import draft_model_param
+    from sage.llm.registry import STATUS_OK, get_strategy_class, list_strategies
+
+    takers: dict[str, bool] = {}
+    for info in list_strategies():
+        if info.status == STATUS_OK:
+            param = draft_model_param(get_strategy_class(info.name))
+            if param is not None:
+                takers[info.name] = param.required
+    return takers
 
 
 def _model_name(model: str | None) -> str:

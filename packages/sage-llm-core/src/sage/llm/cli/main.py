@@ -18,6 +18,7 @@ def _register() -> None:
     from sage.llm.cli.bench import bench
     from sage.llm.cli.generate import generate
     from sage.llm.cli.models import models
+    from sage.llm.cli.replay import replay
     from sage.llm.cli.serve import serve
     from sage.llm.cli.strategies import strategies
     from sage.llm.cli.vllm import vllm_args
@@ -27,6 +28,7 @@ def _register() -> None:
     cli.add_command(models)
     cli.add_command(bench)
     cli.add_command(generate)
+    cli.add_command(replay)
     cli.add_command(serve)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from sage.llm.cli.options import weight_layout_option
+from sage.llm.known import DEFAULT_STRATEGY
 
 POLICIES = ("adaptive", "always", "never")
 
@@ -53,7 +54,11 @@ def _engine_arg(values: tuple[str, ...]) -> dict[str, Any]:
 )
 @click.option("--served-model-name", default=None, help="The name clients use (default: --model).")
 @click.option(
-    "--strategy", "-s", default="ngram", show_default=True, help="Strategy string, or 'none'."
+    "--strategy",
+    "-s",
+    default=DEFAULT_STRATEGY,
+    show_default=True,
+    help="Strategy string, or 'none'.",
 )
 @click.option(
     "--engine",

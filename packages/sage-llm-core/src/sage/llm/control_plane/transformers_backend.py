@@ -11,7 +11,6 @@ Options (``start_engine(..., **options)``): ``device``, ``dtype``, ``weight_layo
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -57,7 +56,10 @@ class TransformersBackend(EngineBackend):
 
     def load(self) -> None:
         from sage.llm.engines.transformers import TransformersEngine
+        from sage.llm.engines.transformers.engine import require_proposer
 
+        if self.strategy is not None:
+            require_proposer(self.strategy)  # before the model is loaded, not after
         self.engine = self.build_engine(TransformersEngine)
         if self.strategy is not None:
             # Fail at start, not on the first request, if the strategy cannot run here.
@@ -81,11 +83,10 @@ class TransformersBackend(EngineBackend):
         if not decision.speculate or self.strategy is None:
             return None
         k = decision.num_speculative_tokens
-        strategy: Any = self.strategy
-        names = {f.name for f in dataclasses.fields(strategy)} if _is_dc(strategy) else set()
-        if k is not None and "num_speculative_tokens" in names:
-            changed: SpeculativeStrategy = dataclasses.replace(strategy, num_speculative_tokens=k)
-            return changed
+        if k is not None:  # the strategy's with_num_speculative_tokens hook, when it has one
+            changed = self.strategy.with_num_speculative_tokens(k)
+            if changed is not None:
+                return changed
         return self.strategy
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
@@ -172,7 +173,3 @@ class TransformersBackend(EngineBackend):
         config = getattr(getattr(self.engine, "model", None), "config", None)
         limit = getattr(config, "max_position_embeddings", None)
         return int(limit) if isinstance(limit, int) else None
-
-
-def _is_dc(obj: object) -> bool:
-    return dataclasses.is_dataclass(obj) and not isinstance(obj, type)

@@ -12,7 +12,10 @@ In a strategy package's tests::
 pytest collects the inherited tests. They check what every engine and tool relies on: the
 entry point resolves by name and loads cleanly, parameters are declared and validated, ``apply``
 merges a well-formed ``speculative_config`` without touching anything else, and the string and
-dict forms round-trip. Requires pytest (``pip install 'sage-llm-core[testing]'``).
+dict forms round-trip. The optional hooks and declarations (``wrap_proposer``,
+``with_num_speculative_tokens``, ``transformers_peer``, a ``draft_model=True`` parameter) are
+checked where the strategy has them, and skipped with a reason where it does not. Requires
+pytest (``pip install 'sage-llm-core[testing]'``).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sage.llm import discovery
 from sage.llm.engines.vllm.config import check_speculative_config
 from sage.llm.errors import InvalidParameterError
 from sage.llm.params import accepts_any_keyword
+from sage.llm.plugins import implements
 from sage.llm.registry import STATUS_OK, get_strategy, get_strategy_class, list_strategies
 from sage.llm.strategy import SpeculativeStrategy
 from sage.llm.testing.proposers import ProposerConformanceTests
@@ -178,3 +182,106 @@ class StrategyConformanceTests:
                 "it was not checked here; check it with sage.llm.testing.ProposerConformanceTests"
             )
         assert proposer is None or isinstance(proposer, Proposer)
+
+    # -- optional hooks and declarations: checked where the strategy has them -----------------
+
+    def test_draft_model_parameter_is_one_string(
+        self, strategy_class: type[SpeculativeStrategy]
+    ) -> None:
+        declared = [s for s in strategy_class.parameters() if s.draft_model]
+        if not declared:
+            pytest.skip("no parameter is declared draft_model=True (optional): nothing to check")
+        assert len(declared) == 1, (
+            f"one parameter may name the draft model, got {[s.name for s in declared]}"
+        )
+        assert _accepts(declared[0], "some-draft-model"), (
+            f"the draft-model parameter {declared[0].name!r} must take a str (a model name)"
+        )
+
+    def test_wrap_proposer_only_cuts_the_inner_proposal(
+        self, strategy: SpeculativeStrategy
+    ) -> None:
+        from sage.llm.proposer import Proposal, Proposer
+
+        if not implements(strategy, "wrap_proposer"):
+            pytest.skip("the strategy implements no wrap_proposer (optional): nothing to check")
+        inner = _ScriptedDraft()
+        wrapped = strategy.wrap_proposer(inner)
+        if wrapped is None:
+            pytest.skip("wrap_proposer returned None for a plain model-drafting proposer")
+        assert isinstance(wrapped, Proposer), "wrap_proposer must return a Proposer"
+        context = list(range(8))
+        wrapped.start(context)
+        for _ in range(6):
+            proposal = wrapped.propose(context, 3)
+            assert isinstance(proposal, Proposal)
+            tokens = list(proposal.token_ids)
+            assert len(tokens) <= 3, "a proposal must respect max_tokens"
+            assert tokens == _ScriptedDraft.continuation(context)[: len(tokens)], (
+                "the wrapper may shorten the inner proposer's draft, never change it"
+            )
+            wrapped.on_verified(len(tokens), len(tokens))
+            context += [*tokens, _ScriptedDraft.continuation(context)[len(tokens)]]
+
+    def test_with_num_speculative_tokens_sets_k(self, strategy: SpeculativeStrategy) -> None:
+        if not implements(strategy, "with_num_speculative_tokens"):
+            pytest.skip(
+                "the strategy implements no with_num_speculative_tokens (optional): not checked"
+            )
+        before = strategy.to_dict()
+        for k in (1, 2):
+            changed = strategy.with_num_speculative_tokens(k)
+            if changed is None:
+                pytest.skip("with_num_speculative_tokens returned None: k is not a setting")
+            assert type(changed) is type(strategy), "return a copy of the same strategy"
+            config: dict[str, Any] = {}
+            changed.apply(config)
+            assert config["speculative_config"].get("num_speculative_tokens") == k, (
+                f"with_num_speculative_tokens({k}) must propose {k} tokens per step"
+            )
+        assert strategy.to_dict() == before, "the strategy itself must not change"
+
+    def test_transformers_peer_is_generate_arguments(self, strategy: SpeculativeStrategy) -> None:
+        if not implements(strategy, "transformers_peer"):
+            pytest.skip("the strategy implements no transformers_peer (optional): nothing to check")
+        peer = strategy.transformers_peer()
+        if peer is None:
+            pytest.skip("transformers_peer returned None: no equivalent in transformers")
+        assert isinstance(peer, dict), "transformers_peer must return a dict (or None)"
+        assert peer, "transformers_peer must not return an empty dict (None: no equivalent)"
+        assert all(isinstance(key, str) and key.isidentifier() for key in peer), (
+            "keys are keyword arguments of transformers' generate"
+        )
+        json.dumps(peer)  # recorded in the bench's JSON
+        draft = peer.get("assistant_model")
+        assert draft is None or isinstance(draft, str), "assistant_model is a model name"
+
+
+class _ScriptedDraft:
+    """A model-drafting proposer with settable early stops whose draft is a fixed function of
+    the context, so a wrapper's proposals can be checked against it."""
+
+    def __init__(self) -> None:
+        self.confidence_threshold = 0.0
+        self.cumulative_confidence_threshold = 0.0
+
+    @staticmethod
+    def continuation(context: list[int]) -> list[int]:
+        return [(len(context) * 7 + i) % 50 for i in range(64)]
+
+    def start(self, prompt_ids: Any) -> None:
+        pass
+
+    def propose(self, context_ids: Any, max_tokens: int) -> Any:
+        from sage.llm.proposer import Proposal
+
+        return Proposal(self.continuation(list(context_ids))[:max_tokens])
+
+    def on_verified(self, num_proposed: int, num_accepted: int) -> None:
+        pass
+
+
+def _accepts(spec: Any, value: str) -> bool:
+    from sage.llm.params import _matches
+
+    return _matches(value, spec.annotation)

@@ -152,13 +152,10 @@ class TransformersEngine:
             return None
         if isinstance(strategy, str):
             strategy = _resolve_strategy(strategy)
+        require_proposer(strategy)
         proposer = strategy.make_proposer(self.proposer_context(sampling))
         if proposer is None:
-            raise NotImplementedError(
-                f"strategy {strategy.to_string()!r} only configures vLLM (its make_proposer "
-                "returns None), so the transformers engine cannot run it; use --engine vllm, "
-                "or add make_proposer to the strategy."
-            )
+            raise NotImplementedError(_no_proposer(strategy, "its make_proposer returns None"))
         if not isinstance(proposer, Proposer):
             raise TypeError(
                 f"{type(strategy).__name__}.make_proposer returned {type(proposer).__name__}, "
@@ -428,3 +425,21 @@ class _TextTracker:
             if self.on_text is not None:
                 self.on_text(self.text[self.emitted : upto])
             self.emitted = upto
+
+
+def require_proposer(strategy: SpeculativeStrategy) -> None:
+    """Refuse a strategy that implements no ``make_proposer`` (it only writes vLLM's engine
+    arguments): checked before a model is loaded (``sage-llm generate``, ``serve``), not after."""
+    from sage.llm.plugins import implements
+
+    if not implements(strategy, "make_proposer"):
+        raise NotImplementedError(_no_proposer(strategy, "it implements no make_proposer"))
+
+
+def _no_proposer(strategy: SpeculativeStrategy, why: str) -> str:
+    return (
+        f"strategy {strategy.strategy_name()!r} has no proposer for the reference engine "
+        f"(transformers): {why}, so it only configures vLLM. Run it on vLLM (--engine vllm), "
+        "or give the strategy a make_proposer(context) hook that returns a Proposer "
+        "(docs/plugin-authoring.md)."
+    )

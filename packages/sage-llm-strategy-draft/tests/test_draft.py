@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from sage.llm import InvalidParameterError, get_strategy
-from sage.llm.engines.vllm import config as vllm_config
+from sage.llm import InvalidParameterError, get_strategy, vllm_version
 from sage.llm.errors import VLLMVersionError
 from sage.llm.testing import StrategyConformanceTests
 from sage_llm_strategy_draft import DraftModelStrategy
@@ -66,13 +65,13 @@ def test_missing_draft_model_is_a_clear_error() -> None:
 
 
 def test_old_vllm_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vllm_config, "installed_vllm_version", lambda: Version("0.13.2"))
+    monkeypatch.setattr(vllm_version, "installed_vllm_version", lambda: Version("0.13.2"))
     with pytest.raises(VLLMVersionError, match=r"needs vLLM >= 0\.14\.0.*0\.13\.2"):
         DraftModelStrategy(draft_model_id="small").apply({})
 
 
 def test_supported_vllm_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vllm_config, "installed_vllm_version", lambda: Version("0.32.0"))
+    monkeypatch.setattr(vllm_version, "installed_vllm_version", lambda: Version("0.32.0"))
     config: dict = {}
     DraftModelStrategy(draft_model_id="small").apply(config)
     assert config["speculative_config"]["method"] == "draft_model"

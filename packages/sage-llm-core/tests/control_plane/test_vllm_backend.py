@@ -186,7 +186,7 @@ def test_adaptive_hands_vllm_a_load_switch(
 ) -> None:
     """``disable_by_batch_size`` where vLLM has it, else its batch-size table with k = 0 from
     the policy's max_batch (vLLM 0.32 has only the table)."""
-    import sage.llm.control_plane.vllm_backend as vb
+    import sage.llm.engines.vllm.config as vb
 
     monkeypatch.setattr(vb, "_has_batch_switch", lambda: switch)
     monkeypatch.setattr(vb, "_has_batch_table", lambda: True)
@@ -206,7 +206,7 @@ def test_adaptive_hands_vllm_a_load_switch(
 def test_a_strategys_own_batch_table_and_custom_class_are_left_alone(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import sage.llm.control_plane.vllm_backend as vb
+    import sage.llm.engines.vllm.config as vb
     from sage.llm.control_plane.vllm_backend import add_load_switch
 
     monkeypatch.setattr(vb, "_has_batch_switch", lambda: False)

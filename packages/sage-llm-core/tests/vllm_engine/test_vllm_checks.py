@@ -15,13 +15,10 @@ from vllm_testutils import needs_builtins, write_config_only
 
 from sage.llm import EngineConfigError, SpeculativeStrategy, get_strategy
 from sage.llm.engines.vllm import proposer as proposer_mod
+from sage.llm.engines.vllm.config import wire_proposer_class
 from sage.llm.engines.vllm.errors import ModelResolutionError, VLLMNotInstalledError
 from sage.llm.engines.vllm.models import resolve_model
-from sage.llm.engines.vllm.proposer import (
-    VLLMProposer,
-    class_path,
-    wire_proposer_class,
-)
+from sage.llm.engines.vllm.proposer import VLLMProposer, class_path
 from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
 from sage.llm.engines.vllm.validation import check_schedule, precheck_engine_args
 from sage.llm.testing.vllm_reference import PromptLookupProposer

@@ -163,14 +163,16 @@ def test_baseline_has_no_speculation(baseline: Run) -> None:
     assert baseline.strategy is None
     metrics = baseline.first.metrics
     assert (metrics.num_drafts, metrics.num_draft_tokens, metrics.num_accepted_tokens) == (0, 0, 0)
-    assert metrics.num_generated_tokens == sum(len(t) for t in baseline.first.token_ids) > 0
+    assert metrics.num_generated_tokens == sum(len(t) for t in baseline.first.batch_token_ids) > 0
     assert baseline.first.prompt_tokens > 0
 
 
 def test_greedy_output_equals_plain_decoding(run: Run, baseline: Run) -> None:
-    assert run.first.token_ids == baseline.first.token_ids
+    assert run.first.batch_token_ids == baseline.first.batch_token_ids
     assert run.first.texts == baseline.first.texts
-    assert run.second.token_ids == baseline.first.token_ids
+    assert run.second.batch_token_ids == baseline.first.batch_token_ids
+    assert run.first.token_ids == run.first.batch_token_ids[0]
+    assert run.first.text == run.first.texts[0]
 
 
 def test_speculative_metrics_are_read_back(run: Run) -> None:
@@ -185,7 +187,7 @@ def test_speculative_metrics_are_read_back(run: Run) -> None:
     assert all(a >= b for a, b in itertools.pairwise(per_pos))
     assert m.acceptance_rate == m.num_accepted_tokens / m.num_draft_tokens
     assert m.mean_accepted_length == 1 + m.num_accepted_tokens / m.num_drafts
-    assert m.num_generated_tokens == sum(len(t) for t in run.first.token_ids)
+    assert m.num_generated_tokens == sum(len(t) for t in run.first.batch_token_ids)
     assert run.first.usage["completion_tokens"] == m.num_generated_tokens
 
 

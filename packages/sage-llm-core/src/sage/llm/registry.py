@@ -25,7 +25,6 @@ from sage.llm._stdio import stdout_to_stderr
 from sage.llm.discovery import StrategyEntry
 from sage.llm.errors import (
     AmbiguousStrategyError,
-    EngineConfigError,
     IncompatibleStrategyError,
     InvalidParameterError,
     SageLLMError,
@@ -268,6 +267,47 @@ def get_strategy(
     return build(cls, values, entry.name)
 
 
+NO_STRATEGY = frozenset({"", "none", "plain"})
+"""Strategy strings that mean plain decoding (compared stripped and case-insensitively)."""
+
+STRATEGY_ARGUMENT = "speculative_strategy"
+"""The parameter named in the error for a value that is no strategy at all."""
+
+
+def means_no_strategy(value: object) -> bool:
+    """Whether ``value`` asks for plain decoding: ``None``, or a string in :data:`NO_STRATEGY`."""
+    return value is None or (isinstance(value, str) and value.strip().lower() in NO_STRATEGY)
+
+
+def resolve_optional_strategy(
+    value: SpeculativeStrategy | str | None, /
+) -> SpeculativeStrategy | None:
+    """The one reading of "which strategy, if any", for every API that takes either form.
+
+    ``None``, ``""``, ``"none"`` and ``"plain"`` (any case) mean plain decoding and give
+    ``None``; a strategy string such as ``"ngram:n=5"`` is resolved with :func:`get_strategy`;
+    an instance is returned unchanged. Anything else raises
+    :class:`~sage.llm.errors.InvalidParameterError` naming ``speculative_strategy``.
+    """
+    if means_no_strategy(value):
+        return None
+    if isinstance(value, str):
+        return get_strategy(value.strip())
+    if isinstance(value, SpeculativeStrategy):
+        return value
+    raise InvalidParameterError(
+        STRATEGY_ARGUMENT,
+        "expected a strategy object, a strategy string such as 'ngram:n=5', or None/'none' "
+        f"for plain decoding; got {type(value).__name__}.",
+        STRATEGY_ARGUMENT,
+    )
+
+
+def entry_of(cls: type) -> StrategyEntry | None:
+    """The entry point the registry loaded ``cls`` from; ``None`` for a class it did not load."""
+    return _entries_by_class.get(cls)
+
+
 def build(
     cls: type[SpeculativeStrategy], values: Mapping[str, Any], label: str
 ) -> SpeculativeStrategy:
@@ -304,41 +344,6 @@ def plugin_code(strategy: SpeculativeStrategy | type, hook: str) -> Iterator[Non
             hook,
             summarize(exc),
         ) from exc
-
-
-def apply_strategy(strategy: SpeculativeStrategy, engine_config: dict[str, Any]) -> None:
-    """Call ``strategy.apply(engine_config)``, then check what the core can check.
-
-    A plugin's exception is reported as its :class:`StrategyPluginError`. After ``apply``, the
-    ``model`` the caller set must still be there, unchanged (a strategy configures speculation,
-    never the target), and ``speculative_config['method']`` must be one vLLM knows or
-    ``custom_class``.
-    """
-    model = engine_config.get("model")
-    with plugin_code(strategy, "apply"):
-        strategy.apply(engine_config)
-    label = strategy.strategy_name()
-    entry = _entries_by_class.get(type(strategy))
-    whose = f"{label!r} from {entry.distribution}" if entry and entry.distribution else repr(label)
-    if model is not None and engine_config.get("model") != model:
-        raise EngineConfigError(
-            f"strategy {whose}: apply() removed or changed engine_config['model'] "
-            f"(was {model!r}, now {engine_config.get('model')!r}); a strategy may only write "
-            "speculative_config. Report this to the strategy's maintainers."
-        )
-    section = engine_config.get("speculative_config")
-    method = section.get("method") if isinstance(section, dict) else None
-    if method is not None and not known.is_known_method(method):
-        import difflib
-
-        close = difflib.get_close_matches(str(method), sorted(known.VLLM_METHODS), n=1)
-        raise EngineConfigError(
-            f"strategy {whose}: apply() wrote speculative_config['method']={method!r}, which "
-            "vLLM does not know"
-            + (f" (did you mean {close[0]!r}?)" if close else "")
-            + f". Known: {', '.join(sorted(known.VLLM_METHODS))}, or 'custom_class' with a "
-            "proposer class."
-        )
 
 
 def list_strategies(*, load: bool = True) -> list[StrategyInfo]:

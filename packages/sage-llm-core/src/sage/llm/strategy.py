@@ -101,7 +101,7 @@ class SpeculativeStrategy:
     def require_vllm_at_least(minimum: str, feature: str) -> None:
         """Raise :class:`~sage.llm.errors.VLLMVersionError` when the installed vLLM is older
         than ``minimum`` (no vLLM installed is fine: writing engine arguments needs none)."""
-        from sage.llm.engines.vllm.config import require_vllm_at_least
+        from sage.llm.vllm_version import require_vllm_at_least
 
         require_vllm_at_least(minimum, feature)
 

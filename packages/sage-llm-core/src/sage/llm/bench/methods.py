@@ -323,4 +323,4 @@ class VLLMMethod:
         start = time.perf_counter()
         result = self.service.generate([prompt_ids], max_tokens=max_tokens, temperature=0.0)
         seconds = time.perf_counter() - start
-        return Output(list(result.token_ids[0]), seconds, result.metrics.to_json())
+        return Output(list(result.token_ids), seconds, result.metrics.to_json())

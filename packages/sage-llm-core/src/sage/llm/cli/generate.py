@@ -25,9 +25,11 @@ import click
 from sage.llm._stdio import stdout_fd_to_stderr
 from sage.llm.cli.options import weight_layout_option
 from sage.llm.known import DEFAULT_STRATEGY
+from sage.llm.registry import means_no_strategy, resolve_optional_strategy
 
 if TYPE_CHECKING:
     from sage.llm.engines.transformers.layout import WeightLayout
+    from sage.llm.results import GenerationResult
     from sage.llm.strategy import SpeculativeStrategy
 
 ENGINES = ("transformers", "vllm")
@@ -139,7 +141,8 @@ def generate(
             dtype=dtype,
             baseline_tokens=baseline_tokens if _given("baseline_tokens") else 0,
         )
-        _generate_vllm(prompt, spec, resolved, model, vllm_options, as_json)
+        result, baseline = _generate_vllm(prompt, resolved, model, vllm_options, as_json)
+        _report_run(result, baseline, spec, engine, temperature, as_json)
         return
     from sage.llm.engines.transformers import TransformersEngine
 
@@ -173,12 +176,7 @@ def generate(
                 baseline = runner.generate(prompt, **{**options, "max_tokens": count, "stop": []})
         except (ValueError, NotImplementedError, ImportError) as exc:
             raise click.ClickException(str(exc)) from exc
-    report = _report(result, baseline, spec, temperature)
-    if as_json:
-        click.echo(json.dumps({**result.to_json(), "strategy": spec or "none", **report}))
-        return
-    click.echo("")
-    _print_summary(result, report)
+    _report_run(result, baseline, spec, engine, temperature, as_json)
 
 
 def _quiet_transformers() -> None:
@@ -198,7 +196,7 @@ def _given(name: str) -> bool:
 def _strategy_spec(strategy: str, draft_model: str | None, *, explicit: bool) -> str | None:
     """The strategy string to resolve, with ``--draft-model`` folded in."""
     text = strategy.strip()
-    if text.lower() in ("none", "plain", ""):
+    if means_no_strategy(text):
         if draft_model:
             raise click.UsageError("--draft-model needs a draft strategy, not --strategy none.")
         return None
@@ -262,19 +260,52 @@ def _decode_rate(metrics: Any) -> float:
     return tokens / seconds if tokens > 0 and seconds > 0 else 0.0
 
 
-def _report(result: Any, baseline: Any, spec: str | None, temperature: float) -> dict[str, Any]:
+def _whole_call(engine: str) -> bool:
+    """vLLM reports no prefill time: its rates are of whole calls, prefill included."""
+    return engine == "vllm"
+
+
+def _report_run(
+    result: GenerationResult,
+    baseline: GenerationResult | None,
+    spec: str | None,
+    engine: str,
+    temperature: float,
+    as_json: bool,
+) -> None:
+    """The one report of a run, for either engine: one JSON object, or the text (when it was
+    not streamed) and the numbers on stderr."""
+    report = _report(result, baseline, engine, temperature)
+    if as_json:
+        payload = {**result.to_json(), "strategy": spec or "none", "engine": engine, **report}
+        click.echo(json.dumps(payload))
+        return
+    # the reference engine streamed the text as it came; vLLM returns it at the end
+    click.echo(result.text if _whole_call(engine) else "")
+    _print_summary(result, report, engine)
+
+
+def _report(
+    result: GenerationResult, baseline: GenerationResult | None, engine: str, temperature: float
+) -> dict[str, Any]:
+    """The speedup over plain decoding of the same prompt on the same engine.
+
+    On the reference engine the rates exclude prefill; vLLM reports no prefill time, so there
+    they are whole-call rates, and a baseline much shorter than the output flatters the speedup
+    (give --baseline-tokens the --max-tokens value for a like-for-like figure)."""
     report: dict[str, Any] = {"speedup": None, "baseline": None}
     if baseline is None:
         return report
-    plain_rate = _decode_rate(baseline.metrics)
-    spec_rate = _decode_rate(result.metrics)
-    speedup = spec_rate / plain_rate if plain_rate > 0 and spec_rate > 0 else None
+    whole_call = _whole_call(engine)
+    rate = (lambda m: m.tokens_per_second) if whole_call else _decode_rate
+    plain_rate = rate(baseline.metrics)
+    spec_rate = rate(result.metrics)
     n = len(baseline.token_ids)
     agrees = result.token_ids[:n] == baseline.token_ids if temperature == 0 else None
-    report["speedup"] = speedup
+    report["speedup"] = spec_rate / plain_rate if plain_rate > 0 and spec_rate > 0 else None
     report["baseline"] = {
         "tokens": n,
-        "decode_tokens_per_second": plain_rate,
+        ("tokens_per_second" if whole_call else "decode_tokens_per_second"): plain_rate,
         "matches_plain_greedy": agrees,
     }
     return report
@@ -290,16 +321,19 @@ def _acceptance_line(m: Any) -> str:
     )
 
 
-def _print_summary(result: Any, report: dict[str, Any]) -> None:
+def _print_summary(result: GenerationResult, report: dict[str, Any], engine: str) -> None:
     m = result.metrics
+    whole_call = _whole_call(engine)
+    prefill = "prefill included" if whole_call else f"prefill {m.prefill_time_s:.2f} s"
     lines = [
         f"{m.num_generated_tokens} tokens in {m.wall_time_s:.2f} s: "
-        f"{m.tokens_per_second:.1f} tokens/s (prefill {m.prefill_time_s:.2f} s), "
-        f"finished by {result.finish_reason}"
+        f"{m.tokens_per_second:.1f} tokens/s ({prefill}), "
+        f"finished by {result.finish_reason}" + (" (vLLM)" if whole_call else "")
     ]
     if m.num_drafts:
         lines.append(_acceptance_line(m))
-        lines.append(f"time in draft {m.draft_time_s:.2f} s, in verify {m.verify_time_s:.2f} s")
+        if m.draft_time_s or m.verify_time_s:  # vLLM reports neither
+            lines.append(f"time in draft {m.draft_time_s:.2f} s, in verify {m.verify_time_s:.2f} s")
     elif m.num_steps:
         lines.append("no draft was proposed: every step was plain decoding")
     baseline = report.get("baseline")
@@ -307,10 +341,13 @@ def _print_summary(result: Any, report: dict[str, Any]) -> None:
         check = {True: ", same tokens", False: ", TOKENS DIFFER", None: ""}[
             baseline["matches_plain_greedy"]
         ]
+        if whole_call:
+            where, rate, extra = " on vLLM", baseline["tokens_per_second"], ", prefill included"
+        else:
+            where, rate, extra = "", baseline["decode_tokens_per_second"], ""
         lines.append(
-            f"speedup ~{report['speedup']:.2f}x vs plain decoding "
-            f"({baseline['decode_tokens_per_second']:.1f} tokens/s over its first "
-            f"{baseline['tokens']} tokens{check})"
+            f"speedup ~{report['speedup']:.2f}x vs plain decoding{where} "
+            f"({rate:.1f} tokens/s over its first {baseline['tokens']} tokens{extra}{check})"
         )
     for line in lines:
         click.echo(line, err=True)
@@ -318,11 +355,7 @@ def _print_summary(result: Any, report: dict[str, Any]) -> None:
 
 def _resolve(spec: str | None) -> SpeculativeStrategy | None:
     """The strategy object for ``spec``: resolved (and checked) once, for either engine."""
-    if spec is None:
-        return None
-    from sage.llm.registry import get_strategy
-
-    return get_strategy(spec)
+    return resolve_optional_strategy(spec)
 
 
 @dataclass(frozen=True)
@@ -343,12 +376,12 @@ class VLLMOptions:
 
 def _generate_vllm(
     prompt: str,
-    spec: str | None,
     strategy: SpeculativeStrategy | None,
     model: str | None,
     options: VLLMOptions,
     as_json: bool,
-) -> None:
+) -> tuple[GenerationResult, GenerationResult | None]:
+    """The run on vLLM, and the plain baseline run when one was asked for."""
     # Ships in this wheel and imports no vLLM: a missing vLLM is reported where it is used.
     from sage.llm.engines.vllm.generate import check_device, generate_cli
 
@@ -373,73 +406,8 @@ def _generate_vllm(
         result = generate_cli(
             **common, strategy=strategy, max_tokens=options.max_tokens, stop=options.stop
         )
-        token_ids = list(result.token_ids[0]) if result.token_ids else []
         baseline = None
         if strategy is not None and options.baseline_tokens > 0:
-            count = min(options.baseline_tokens, max(1, len(token_ids)))
+            count = min(options.baseline_tokens, max(1, len(result.token_ids)))
             baseline = generate_cli(**common, strategy=None, max_tokens=count)
-    report = _report_vllm(token_ids, result, baseline, options.temperature)
-    if as_json:
-        payload = {
-            "text": result.text,
-            "token_ids": token_ids,
-            "prompt_tokens": result.prompt_tokens,
-            "finish_reason": _finish_reason(result),
-            "metrics": result.metrics.to_json(),
-            "strategy": spec or "none",
-            "engine": "vllm",
-            **report,
-        }
-        click.echo(json.dumps(payload))
-        return
-    click.echo(result.text)
-    m = result.metrics
-    lines = [
-        f"{m.num_generated_tokens} tokens in {m.wall_time_s:.2f} s: "
-        f"{m.tokens_per_second:.1f} tokens/s (prefill included), finished by "
-        f"{_finish_reason(result)} (vLLM)"
-    ]
-    if m.num_drafts:
-        lines.append(_acceptance_line(m))
-    base = report["baseline"]
-    if report["speedup"] is not None and base:
-        check = {True: ", same tokens", False: ", TOKENS DIFFER", None: ""}[
-            base["matches_plain_greedy"]
-        ]
-        lines.append(
-            f"speedup ~{report['speedup']:.2f}x vs plain decoding on vLLM "
-            f"({base['tokens_per_second']:.1f} tokens/s over its first {base['tokens']} "
-            f"tokens, prefill included{check})"
-        )
-    for line in lines:
-        click.echo(line, err=True)
-
-
-def _finish_reason(result: Any) -> str | None:
-    outputs = getattr(result, "outputs", None)
-    if not outputs:
-        return None
-    reason = getattr(outputs[0].outputs[0], "finish_reason", None)
-    return str(reason) if reason is not None else None
-
-
-def _report_vllm(
-    token_ids: list[int], result: Any, baseline: Any, temperature: float
-) -> dict[str, Any]:
-    """Speedup over a plain vLLM engine from whole-call rates (vLLM reports no prefill time,
-    so a baseline much shorter than the output flatters the speedup: give --baseline-tokens
-    the --max-tokens value for a like-for-like figure)."""
-    report: dict[str, Any] = {"speedup": None, "baseline": None}
-    if baseline is None:
-        return report
-    plain_ids = list(baseline.token_ids[0])
-    plain_rate = baseline.metrics.tokens_per_second
-    n = len(plain_ids)
-    spec_rate = result.metrics.tokens_per_second
-    report["speedup"] = spec_rate / plain_rate if plain_rate > 0 and spec_rate > 0 else None
-    report["baseline"] = {
-        "tokens": n,
-        "tokens_per_second": plain_rate,
-        "matches_plain_greedy": token_ids[:n] == plain_ids if temperature == 0 else None,
-    }
-    return report
+    return result, baseline

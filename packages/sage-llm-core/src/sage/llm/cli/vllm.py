@@ -18,7 +18,6 @@ import click
 
 from sage.llm._stdio import stdout_to_stderr
 from sage.llm.engines.vllm.config import build_engine_args
-from sage.llm.engines.vllm.proposer import wire_proposer_class
 from sage.llm.registry import get_strategy
 
 
@@ -52,7 +51,6 @@ def vllm_args(spec: str, model: str, as_json: bool) -> None:
     with stdout_to_stderr() as stdout:  # only the result goes to stdout, never a plugin's print
         strategy = get_strategy(spec)
         args = build_engine_args(strategy, {"model": model})
-        wire_proposer_class(strategy, args)
     if as_json:
         click.echo(json.dumps(args, indent=2), file=stdout)
         return

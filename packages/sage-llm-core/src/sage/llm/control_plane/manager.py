@@ -36,6 +36,8 @@ from sage.llm.control_plane.hooks import ControlPlanePlugins
 from sage.llm.control_plane.policies import AdaptivePolicy, SchedulingPolicy, make_policy
 from sage.llm.control_plane.requests import Completion, GenerationRequest, RequestHandle
 from sage.llm.control_plane.states import EngineState, RestartPolicy
+from sage.llm.errors import InvalidParameterError
+from sage.llm.registry import STRATEGY_ARGUMENT, resolve_optional_strategy
 from sage.llm.strategy import SpeculativeStrategy
 
 ENGINE_KINDS = ("transformers", "vllm")
@@ -88,22 +90,17 @@ def backend_class(engine: str | type[EngineBackend]) -> type[EngineBackend]:
 
 
 def resolve_strategy(strategy: SpeculativeStrategy | str | None) -> SpeculativeStrategy | None:
-    """A strategy object from an object, a string (``"ngram:n=5"``) or ``None``/``"none"``."""
-    if strategy is None:
-        return None
-    if isinstance(strategy, str):
-        if strategy.strip().lower() in ("", "none", "plain"):
-            return None
-        from sage.llm.registry import get_strategy
+    """A strategy object from an object, a string (``"ngram:n=5"``) or ``None``/``"none"``.
 
-        return get_strategy(strategy)
-    if not callable(getattr(strategy, "apply", None)):
-        raise InvalidRequestError(
-            f"speculative_strategy must be a strategy object or string, got "
-            f"{type(strategy).__name__}.",
-            "speculative_strategy",
-        )
-    return strategy
+    The registry's one reading (:func:`~sage.llm.registry.resolve_optional_strategy`); a value
+    that is no strategy at all is the request's mistake here (HTTP 400), with its message.
+    """
+    try:
+        return resolve_optional_strategy(strategy)
+    except InvalidParameterError as exc:
+        if exc.parameter != STRATEGY_ARGUMENT:
+            raise
+        raise InvalidRequestError(str(exc), STRATEGY_ARGUMENT) from exc
 
 
 def _factory(

@@ -8,10 +8,11 @@ batch at every step, as in vLLM's own server. Cancellation and timeouts become
 What vLLM supports for switching: speculation is part of the engine's configuration, so it
 cannot be turned on or off per request without a restart. The policy therefore decides once
 at start (``never`` starts without speculation), and ``adaptive`` hands the load rule to vLLM
-itself (:func:`add_load_switch`: ``disable_by_batch_size`` = the policy's ``max_batch``, or
-vLLM's per-batch-size k table with k = 0 from ``max_batch``). The dynamic strategy's
-``custom_class`` proposer does better: it sees the batch every step and switches speculation
-by the throughput it measured at that batch size (see docs/control-plane.md).
+itself (:func:`~sage.llm.engines.vllm.config.add_load_switch`: ``disable_by_batch_size`` =
+the policy's ``max_batch``, or vLLM's per-batch-size k table with k = 0 from ``max_batch``).
+The dynamic strategy's ``custom_class`` proposer does better: it sees the batch every step
+and switches speculation by the throughput it measured at that batch size (see
+docs/control-plane.md).
 
 Options (``start_engine(..., engine="vllm", **options)``): ``tensor_parallel_size``,
 ``pipeline_parallel_size``, ``max_model_len``, ``dtype``, ``seed``, ``revision``,
@@ -31,6 +32,7 @@ from sage.llm.control_plane.backend import EngineBackend, WorkerContext
 from sage.llm.control_plane.errors import InvalidRequestError
 from sage.llm.control_plane.requests import Completion
 from sage.llm.control_plane.states import Capabilities
+from sage.llm.engines.vllm.config import add_load_switch
 from sage.llm.engines.vllm.cpu import with_cpu_defaults
 from sage.llm.metrics import SpecDecodeMetrics
 from sage.llm.prompts import prompt_token_ids
@@ -234,44 +236,3 @@ class VLLMBackend(EngineBackend):
         return {k: args[k] for k in keep if k in args} | {
             "speculative_config": args.get("speculative_config")
         }
-
-
-def add_load_switch(spec: dict[str, Any], max_batch: int) -> None:
-    """Make vLLM stop speculating from ``max_batch`` running requests, per step.
-
-    With ``disable_by_batch_size`` where the installed vLLM has it; otherwise (vLLM 0.32) with
-    its batch-size table: the strategy's k below ``max_batch`` and 0 from there on (vLLM
-    carries the last row to larger batches). A strategy that wrote its own table keeps it, and
-    a ``custom_class`` proposer (dynamic-lookahead) switches by measured load itself."""
-    if _has_batch_switch():
-        spec.setdefault("disable_by_batch_size", max_batch)
-        return
-    k = spec.get("num_speculative_tokens")
-    if spec.get("method") == "custom_class" or max_batch < 2 or not isinstance(k, int):
-        return
-    if _has_batch_table():
-        spec.setdefault(
-            "num_speculative_tokens_per_batch_size",
-            [[1, max_batch - 1, k], [max_batch, max_batch, 0]],
-        )
-
-
-def _has_batch_table() -> bool:
-    """Whether the installed vLLM's SpeculativeConfig has the per-batch-size k table."""
-    return _has_field("num_speculative_tokens_per_batch_size")
-
-
-def _has_batch_switch() -> bool:
-    """Whether the installed vLLM's SpeculativeConfig has ``disable_by_batch_size``."""
-    return _has_field("disable_by_batch_size")
-
-
-def _has_field(name: str) -> bool:
-    try:
-        import dataclasses
-
-        from vllm.config import SpeculativeConfig
-
-        return name in {f.name for f in dataclasses.fields(SpeculativeConfig)}
-    except (ImportError, TypeError):
-        return False

@@ -13,10 +13,11 @@ from sage.llm.engines.transformers.loading import set_cpu_environment
 set_cpu_environment()
 
 if TYPE_CHECKING:
-    from sage.llm.engines.transformers.engine import GenerationResult, TransformersEngine
+    from sage.llm.engines.transformers.engine import TransformersEngine
     from sage.llm.engines.transformers.layout import use_column_major_weights
     from sage.llm.engines.transformers.loading import load_model
     from sage.llm.engines.transformers.sampling import SamplingParams
+    from sage.llm.results import GenerationResult
 
 __all__ = [
     "GenerationResult",
@@ -28,7 +29,7 @@ __all__ = [
 
 _EXPORTS = {
     "TransformersEngine": "sage.llm.engines.transformers.engine",
-    "GenerationResult": "sage.llm.engines.transformers.engine",
+    "GenerationResult": "sage.llm.results",
     "SamplingParams": "sage.llm.engines.transformers.sampling",
     "load_model": "sage.llm.engines.transformers.loading",
     "use_column_major_weights": "sage.llm.engines.transformers.layout",

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sage.llm.engines.transformers import compat
@@ -31,6 +30,8 @@ from sage.llm.proposer import (
     ProposerContext,
     SeededProposer,
 )
+from sage.llm.registry import get_strategy, resolve_optional_strategy
+from sage.llm.results import GenerationResult
 
 if TYPE_CHECKING:
     import torch
@@ -41,27 +42,6 @@ if TYPE_CHECKING:
 TextCallback = Callable[[str], None]
 
 _EMPTY = Proposal([])
-
-
-@dataclass
-class GenerationResult:
-    """What one request produced. ``token_ids`` are the generated ids only (no prompt)."""
-
-    text: str
-    token_ids: list[int]
-    prompt_token_ids: list[int]
-    finish_reason: str
-    """``"eos"``, ``"length"`` (max tokens) or ``"stop"`` (a stop string)."""
-    metrics: SpecDecodeMetrics = field(default_factory=SpecDecodeMetrics)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "token_ids": list(self.token_ids),
-            "prompt_tokens": len(self.prompt_token_ids),
-            "finish_reason": self.finish_reason,
-            "metrics": self.metrics.to_json(),
-        }
 
 
 class TransformersEngine:
@@ -148,10 +128,9 @@ class TransformersEngine:
         A strategy that only configures vLLM (no ``make_proposer``) is refused with a clear
         error rather than silently decoding without speculation.
         """
-        if strategy is None or strategy == "none":
+        strategy = resolve_optional_strategy(strategy)
+        if strategy is None:
             return None
-        if isinstance(strategy, str):
-            strategy = _resolve_strategy(strategy)
         require_proposer(strategy)
         proposer = strategy.make_proposer(self.proposer_context(sampling))
         if proposer is None:
@@ -173,7 +152,7 @@ class TransformersEngine:
         class with ``__eq__`` but no ``__hash__``) is keyed by its class and full spec string.
         """
         if isinstance(strategy, str):
-            strategy = _resolve_strategy(strategy)
+            strategy = get_strategy(strategy)
         key: Hashable
         try:
             hash(strategy)
@@ -232,6 +211,7 @@ class TransformersEngine:
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
             raise InvalidSamplingParamsError(f"seed must be an integer >= 0, got {seed!r}.")
         stops = [stop] if isinstance(stop, str) else [s for s in (stop or ()) if s]
+        strategy = resolve_optional_strategy(strategy)
         if proposer is None and strategy is not None:
             proposer = self._cached_proposer(strategy, sampling)
         prompt_ids = self.encode_prompt(prompt, chat=chat)
@@ -357,12 +337,6 @@ def _choose(logits: torch.Tensor, sampling: SamplingParams, generator: Any) -> l
     if sampling.greedy:
         return [int(logits[-1].argmax().item())]
     return [int(sample(probabilities(logits[-1], sampling), generator).item())]
-
-
-def _resolve_strategy(spec: str) -> SpeculativeStrategy:
-    import sage.llm as api
-
-    return api.get_strategy(spec)
 
 
 class _TextTracker:

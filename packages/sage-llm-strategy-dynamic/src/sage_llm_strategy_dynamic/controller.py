@@ -286,7 +286,7 @@ class LookaheadController:
         if not may_stop or len(scores) == 1:
             self._last = best
             return best
-        if best == 0 or catch_up > 0:  # plain, or a switch-on: the draft must read first
+        if best == 0 or catch_up > 0:  # a plain step, or a switch-on: the probe budget counts
             paid_for = self.probes.plain_step(self.costs.step_cost(0), catch_up)
             if best > 0 and paid_for:
                 self.probes.probing = True  # a switch-on's loss is measured as a probe's

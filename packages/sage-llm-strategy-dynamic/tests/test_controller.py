@@ -286,7 +286,7 @@ def test_switching_a_draft_on_waits_until_its_catching_up_is_paid_for() -> None:
     plain = c.costs.step_cost(0)
     c.observe_probe(0.3 + plain, 5, 0, catch_up=20)
     c.observe_probe(1.5 + plain, 5, 0, catch_up=320)  # 4 ms per token read
-    c._credit = 0.5  # what a quiet stretch of plain decoding earned
+    c.probes.credit = 0.5  # what a quiet stretch of plain decoding earned
     for _ in range(20):
         c.observe(10, 10)  # the draft looks perfect now
     assert c.choose(10, catch_up=1000) == 0  # 4.2 s to read first: not yet
@@ -300,11 +300,11 @@ def test_switching_a_draft_on_waits_until_its_catching_up_is_paid_for() -> None:
 def test_only_a_probe_that_paid_shortens_the_schedule() -> None:
     def after(seconds_lost: float) -> int:
         c = model_draft()
-        c._probe_every = 32
-        c._probing = True
+        c.probes.every = 32
+        c.probes.probing = True
         c.observe_probe(seconds_lost + 3 * c.costs.step_cost(0), 5, 2, catch_up=4)
         c.observe(5, 2)
-        return c._probe_every
+        return c.probes.every
 
     assert after(-0.1) == 4  # two tokens accepted and the probe gained: look again soon
     assert after(0.5) == 32  # two tokens accepted but it lost: the schedule stands
@@ -457,7 +457,7 @@ def test_confidence_reports_are_sanitised() -> None:
     assert not c.hears_confidence
     c.observe_confidence([float("nan"), 1.5, -0.1, 0.5, 1.0])
     assert c.hears_confidence
-    assert (c._confidence.total, c._confidence.count) == (1.5, 2)
+    assert (c.confidence.request.total, c.confidence.request.count) == (1.5, 2)
     c.start_request()
     assert not c.hears_confidence
 
@@ -544,4 +544,4 @@ def test_a_sure_stretch_after_an_unsure_start_switches_the_draft_on() -> None:
     else:
         pytest.fail("30 sure tokens in a row did not switch the draft on")
     assert sure <= 15
-    assert c._confidence.mean < 0.75  # the whole request's mean alone would still say off
+    assert c.confidence.request.mean < 0.75  # the whole request's mean alone would still say off

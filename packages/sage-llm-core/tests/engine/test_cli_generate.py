@@ -29,6 +29,20 @@ def test_json_output_has_text_ids_and_metrics(model_dir: Path) -> None:
     assert data["metrics"]["num_generated_tokens"] == len(data["token_ids"])
     assert data["strategy"] == "ngram"
     assert data["baseline"]["matches_plain_greedy"] is True
+    assert set(data["host_load"]) == {"other_share", "load_average", "cores", "busy"}
+
+
+def test_a_speedup_measured_on_a_busy_machine_says_so(
+    model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sage.llm.bench import host_load
+
+    busy = host_load.HostLoad(other_share=0.8, load_average=6.0, cores=2)
+    monkeypatch.setattr(host_load.HostLoadMeter, "stop", lambda self: busy)
+    code, _, err = run(PROMPT, "--model", str(model_dir), "--max-tokens", "12")
+    assert code == 0
+    assert "speedup ~" in err
+    assert "note: measured on a busy machine (other processes used 80% of its 2 cores)" in err
 
 
 def test_ngram_and_plain_agree_token_for_token(model_dir: Path) -> None:

@@ -92,6 +92,9 @@ class HostLoadMeter:
         self._start: tuple[float, float | None, float] = (0.0, None, 0.0)
 
     def __enter__(self) -> HostLoadMeter:
+        return self.start()
+
+    def start(self) -> HostLoadMeter:
         self._start = (time.monotonic(), _machine_busy_s(), _own_cpu_s())
         return self
 

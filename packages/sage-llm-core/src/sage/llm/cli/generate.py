@@ -28,6 +28,7 @@ from sage.llm.known import DEFAULT_STRATEGY
 from sage.llm.registry import means_no_strategy, resolve_optional_strategy
 
 if TYPE_CHECKING:
+    from sage.llm.bench.host_load import HostLoad
     from sage.llm.engines.transformers.layout import WeightLayout
     from sage.llm.results import GenerationResult
     from sage.llm.strategy import SpeculativeStrategy
@@ -114,6 +115,9 @@ def generate(
     as_json: bool,
 ) -> None:
     """Generate a completion of PROMPT with speculative decoding and report the speedup."""
+    from sage.llm.bench.host_load import HostLoadMeter
+
+    meter = HostLoadMeter().start()  # other processes' share of the CPU, for the speedup's note
     spec = _strategy_spec(strategy, draft_model, explicit=_given("strategy"))
     resolved = _resolve(spec)
     if engine == "transformers" and resolved is not None:
@@ -142,7 +146,7 @@ def generate(
             baseline_tokens=baseline_tokens if _given("baseline_tokens") else 0,
         )
         result, baseline = _generate_vllm(prompt, resolved, model, vllm_options, as_json)
-        _report_run(result, baseline, spec, engine, temperature, as_json)
+        _report_run(result, baseline, spec, engine, temperature, as_json, meter.stop())
         return
     from sage.llm.engines.transformers import TransformersEngine
 
@@ -176,7 +180,7 @@ def generate(
                 baseline = runner.generate(prompt, **{**options, "max_tokens": count, "stop": []})
         except (ValueError, NotImplementedError, ImportError) as exc:
             raise click.ClickException(str(exc)) from exc
-    _report_run(result, baseline, spec, engine, temperature, as_json)
+    _report_run(result, baseline, spec, engine, temperature, as_json, meter.stop())
 
 
 def _quiet_transformers() -> None:
@@ -272,10 +276,14 @@ def _report_run(
     engine: str,
     temperature: float,
     as_json: bool,
+    host: HostLoad | None = None,
 ) -> None:
     """The one report of a run, for either engine: one JSON object, or the text (when it was
-    not streamed) and the numbers on stderr."""
+    not streamed) and the numbers on stderr. ``host`` says how busy the machine was: a speedup
+    is two timings one after the other, and other work on the host moves it."""
     report = _report(result, baseline, engine, temperature)
+    report["host_load"] = host.to_json() if host is not None else None
+    note = host.note() if host is not None and report["speedup"] is not None else None
     if as_json:
         payload = {**result.to_json(), "strategy": spec or "none", "engine": engine, **report}
         click.echo(json.dumps(payload))
@@ -283,6 +291,8 @@ def _report_run(
     # the reference engine streamed the text as it came; vLLM returns it at the end
     click.echo(result.text if _whole_call(engine) else "")
     _print_summary(result, report, engine)
+    if note:
+        click.echo(f"note: {note}.", err=True)
 
 
 def _report(

@@ -7,9 +7,9 @@ While speculation is off, a model draft teaches the controller nothing unless it
 probe), and a probe costs several plain steps where the draft is poor; with the 1.5B target
 and the 0.5B draft on the 2-core VM that budget lets the controller probe about once per 150
 plain steps, so it never finds the math requests where fixed k=8 runs 1.07x-1.45x
-(docs/benchmarks.md). The target's probability of the token it picks comes with every plain
-step for free. This measures, on draft traces (which hold the draft's greedy token at every
-output position), how well that probability predicts the draft's agreement: per position,
+(docs/notes/dynamic-lookahead-tuning.md). The target's probability of the token it picks comes with
+every plain step for free. This measures, on draft traces (which hold the draft's greedy token at
+every output position), how well that probability predicts the draft's agreement: per position,
 and from the mean over the previous ``--window`` positions (what a controller would know)
 to the accepted run of a ``--depth``-token draft at the next step. One teacher-forced forward
 pass of the target per trace, unless the traces hold it (``replay record-confidence``); prints

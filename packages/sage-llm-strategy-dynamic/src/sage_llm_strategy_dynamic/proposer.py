@@ -46,9 +46,9 @@ _EMPTY: Final = Proposal([])
 SPLIT_STATES: Final = True
 """For a cheap proposer, keep separate acceptance estimates for a proposal made while the
 previous one matched everything checked so far (a copy in progress) and for a fresh one. On the
-replay of recorded traces (docs/benchmarks.md) this gained 0.8% overall with the cost table
-measured on a loaded machine (rag 0.95x -> 0.98x of plain) and lost 0.4% with a quiet machine's
-table; kept for the categories where speculation rarely pays."""
+replay of recorded traces (docs/notes/dynamic-lookahead-tuning.md) this gained 0.8% overall with the
+cost table measured on a loaded machine (rag 0.95x -> 0.98x of plain) and lost 0.4% with a quiet
+machine's table; kept for the categories where speculation rarely pays."""
 
 
 @dataclass
@@ -246,7 +246,8 @@ class DynamicProposer:
         that time belongs to switching speculation on (a probe's measured loss), not to the
         cost per drafted token. Counting it there made one catching-up probe of 0.9 s per
         token stand for a draft that costs 0.13 s per token, so speculation never looked
-        worth it again, even where fixed k=5 ran 1.12x of plain (docs/benchmarks.md)."""
+        worth it again, even where fixed k=5 ran 1.12x of plain
+        (docs/notes/dynamic-lookahead-tuning.md)."""
         return bool(self.chosen) and self.chosen[-1] > 0
 
     def _draft(self, context_ids: Sequence[int], k: int) -> Proposal:

@@ -40,9 +40,9 @@ DEFAULT_CONFIDENCE_THRESHOLD = 0.0
 replaced it. A per-token stop ends a draft at the first unsure token even inside a long run
 the target accepts whole: with the 1.5B target and the 0.5B draft, a math answer whose draft
 matched 25 tokens in a row was drafted in steps of 2-3 tokens at a stop of 0.8, the default
-before. On the replay of 60 draft traces (docs/benchmarks.md) the cumulative stop with a
-per-token stop of 0.5 on top changed nothing (1.063x of plain overall either way), one of 0.8
-lost math_reasoning 3% (1.135x against 1.168x). Before the cumulative stop, 0.8 was the best
+before. On the replay of 60 draft traces (docs/notes/dynamic-lookahead-tuning.md) the cumulative
+stop with a per-token stop of 0.5 on top changed nothing (1.063x of plain overall either way), one
+of 0.8 lost math_reasoning 3% (1.135x against 1.168x). Before the cumulative stop, 0.8 was the best
 per-token value (fixed k=8 with a stop at 0.4 / 0.7 / 0.8 / 0.9: 0.90x / 0.98x / 0.97x /
 0.94x of plain decoding); transformers' default ``assistant_confidence_threshold`` is 0.4."""
 

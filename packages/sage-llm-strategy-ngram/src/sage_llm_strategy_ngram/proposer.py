@@ -9,7 +9,7 @@ context.
 Which occurrence: by default the first, as transformers' prompt lookup does, so both propose the
 same tokens and any speed difference is the engine's own. ``prefer="recent"`` takes the most
 recent one instead; neither rule needed fewer target steps on every category (figures in
-docs/benchmarks.md, "N-gram occurrence rule").
+docs/notes/reference-engine-history.md, "N-gram occurrence rule").
 """
 
 from __future__ import annotations

@@ -97,10 +97,11 @@ class ConfidenceAwareProposer(Proposer, Protocol):
 
     Why: while a costly proposer (a draft model) is switched off it learns nothing, and running
     it just to find out costs steps. The target's confidence comes with every plain step: a
-    draft tends to agree with the target where the target is sure (docs/benchmarks.md measures
-    how well it predicts a 0.5B draft's acceptance). The engine computes it only for proposers
-    that define this method: one softmax over the committed rows per step. vLLM does not hand
-    the target's probabilities to a ``custom_class`` proposer, so there it is never called.
+    draft tends to agree with the target where the target is sure
+    (docs/notes/dynamic-lookahead-tuning.md measures how well it predicts a 0.5B draft's
+    acceptance). The engine computes it only for proposers that define this method: one softmax over
+    the committed rows per step. vLLM does not hand the target's probabilities to a ``custom_class``
+    proposer, so there it is never called.
     """
 
     def on_target_confidence(self, confidence: Sequence[float]) -> None:

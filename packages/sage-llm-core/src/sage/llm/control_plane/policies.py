@@ -112,7 +112,7 @@ ACCEPTANCE_WINDOW: Final = 32
 counts are free of host noise but not of the traffic's own variety: in the load benchmark one
 prompt in five is copied into its answer (4 tokens per step) and the rest accept almost
 nothing, so a window of 4 requests now and then held only poor prompts and switched
-speculation off for dozens of requests (0.73x of ``always``, docs/benchmarks.md). 32 requests
+speculation off for dozens of requests (0.73x of ``always``, docs/notes/server-load.md). 32 requests
 hold about six of the good prompts of such a mix (16 still left the choice to chance one run
 in seven); when acceptance collapses while speculating the choice follows within about this
 many requests, sooner the clearer the collapse (see :meth:`_Estimate.gain_error`)."""
@@ -150,7 +150,8 @@ MIN_PLAIN_STEPS: Final = 4
 when it had at least this many steps without a proposal: fewer plain steps make a noisy
 reference. Neighbouring requests are different prompts with different context lengths: at 16
 clients on the reference engine their pairs read a cost ratio of 1.77 where the steps cost
-about 1.4x, and the policy kept speculation off at 0.94x of ``always`` (docs/benchmarks.md)."""
+about 1.4x, and the policy kept speculation off at 0.94x of ``always``
+(docs/notes/server-load.md)."""
 
 MIN_OWN_SAMPLES: Final = 3
 """Requests that measured their own draft-step cost needed before that measurement replaces
@@ -158,7 +159,7 @@ the pairs of neighbouring requests. From then on, while speculating, no request 
 decoding: speculative requests measure both ``E`` and ``r``, and a plain probe only cost
 speed (on the load benchmark's mix a probe that lands on the prompt copied into its answer
 gives up a 4x faster request; 1 in 10 plain probes held ``adaptive`` at 0.82x-0.96x of
-``always`` at 2-16 clients, docs/benchmarks.md)."""
+``always`` at 2-16 clients, docs/notes/server-load.md)."""
 
 CONFIDENCE: Final = 1.0
 """Standard errors of the predicted gain a switch must clear. Real traffic is a mix (a few

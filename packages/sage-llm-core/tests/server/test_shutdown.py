@@ -207,7 +207,9 @@ def test_a_signal_drains_the_server_process_then_it_exits_0(
         wait_for(up, 60)
 
         def engine(key: str) -> int:
-            value: int = httpx.get(url + "/v1/engines/e").json()[key]
+            # /status, not the engine-admin routes (off unless serve enables them)
+            (info,) = httpx.get(url + "/status").json()["engines"]
+            value: int = info[key]
             return value
 
         clients = Clients(

@@ -15,6 +15,7 @@ from typing import Any
 
 from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
 from sage.llm.control_plane.requests import Completion, GenerationRequest
+from sage.llm.control_plane.validation import check_text, shown
 
 COMMON = {
     "model",
@@ -75,16 +76,11 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool) and stream is not None:
         raise InvalidRequestError("stream must be true or false.", "stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, Mapping):
-        raise InvalidRequestError("stream_options must be an object.", "stream_options")
-    include_usage = bool((options or {}).get("include_usage", False))
-    stop = body.get("stop")
-    stops: list[str] = [stop] if isinstance(stop, str) else list(stop or [])
-    if not isinstance(stop, (str, list)) and stop is not None:
-        raise InvalidRequestError("stop must be a string or a list of strings.", "stop")
-    if len(stops) > 4:
-        raise InvalidRequestError("stop takes at most 4 strings.", "stop")
+    include_usage = _stream_options(body.get("stream_options"), bool(stream))
+    stops = _stop(body.get("stop"))
+    user = body.get("user")
+    if user is not None:
+        check_text("user", user, "user")
     fields: dict[str, Any] = {
         "temperature": _or(body.get("temperature"), 1.0),
         "top_p": body.get("top_p"),
@@ -101,7 +97,13 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
             raise InvalidRequestError(
                 "only response_format {'type': 'text'} is supported.", "response_format"
             )
-        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        _only(
+            body,
+            "parallel_tool_calls",
+            (None, True, False),
+            "parallel_tool_calls must be a boolean",
+        )
+        limit = _or(body.get("max_completion_tokens"), body.get("max_tokens"))
         fields["max_tokens"] = _or(limit, default_max_tokens)
         fields["messages"] = body.get("messages")
         if fields["messages"] is None:
@@ -112,7 +114,13 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
         _only(body, "suffix", (None,), "suffix is not supported")
         fields["max_tokens"] = _or(body.get("max_tokens"), 16)
         fields["prompt"] = _prompt(body.get("prompt"))
-    return ParsedRequest(model, GenerationRequest(**fields), bool(stream), include_usage, chat)
+    try:
+        request = GenerationRequest(**fields)  # the field checks every caller gets
+    except InvalidRequestError as exc:
+        if exc.param == "max_tokens" and body.get("max_completion_tokens") is not None:
+            exc.param = "max_completion_tokens"  # name the field the client sent
+        raise
+    return ParsedRequest(model, request, bool(stream), include_usage, chat)
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -123,7 +131,46 @@ def _only(body: Mapping[str, Any], name: str, allowed: tuple[Any, ...], message:
     """Accept only ``allowed`` values (compared with their type: ``n=True`` is not ``n=1``)."""
     value = body.get(name)
     if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
-        raise InvalidRequestError(f"{message} (got {name}={value!r}).", name)
+        raise InvalidRequestError(f"{message} (got {name}={shown(value)}).", name)
+
+
+def _stream_options(options: Any, stream: bool) -> bool:
+    """``include_usage``; stream_options belong to streamed requests only (as in vLLM)."""
+    if options is None:
+        return False
+    if not stream:
+        raise InvalidRequestError(
+            "stream_options is only allowed with stream: true.", "stream_options"
+        )
+    if not isinstance(options, Mapping):
+        raise InvalidRequestError("stream_options must be an object.", "stream_options")
+    unknown = sorted(set(options) - {"include_usage"})
+    if unknown:
+        raise InvalidRequestError(
+            f"unsupported stream_options field(s): {', '.join(unknown)}; only include_usage.",
+            "stream_options",
+        )
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool) and include_usage is not None:
+        raise InvalidRequestError(
+            "stream_options.include_usage must be true or false.", "stream_options"
+        )
+    return bool(include_usage)
+
+
+def _stop(stop: Any) -> list[Any]:
+    """``stop``: a string or a list of at most 4 (each is checked by the request itself)."""
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    if not isinstance(stop, list):
+        raise InvalidRequestError(
+            f"stop must be a string or a list of strings, got {shown(stop)}.", "stop"
+        )
+    if len(stop) > 4:
+        raise InvalidRequestError("stop takes at most 4 strings.", "stop")
+    return stop
 
 
 def _prompt(prompt: Any) -> Any:
@@ -236,15 +283,23 @@ ERROR_TYPES = {
 def error_body(
     message: str, status: int, code: str | None, param: str | None = None
 ) -> dict[str, Any]:
-    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``.
+
+    Text that came from the client (an unknown field's name) may hold a lone surrogate, which
+    cannot be sent as UTF-8: it is escaped (``\\ud800``) so the error itself can be sent.
+    """
     return {
         "error": {
-            "message": message,
+            "message": _sendable(message),
             "type": ERROR_TYPES.get(status, "server_error"),
-            "param": param,
+            "param": None if param is None else _sendable(param),
             "code": code,
         }
     }
+
+
+def _sendable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error_of(exc: ControlPlaneError) -> tuple[int, dict[str, Any]]:

@@ -84,6 +84,7 @@ def request_error(handle: RequestHandle, exc: Exception) -> ControlPlaneError:
     """
     if isinstance(exc, ControlPlaneError):
         return exc
+    error: ControlPlaneError
     if any(cls.__name__ == "VLLMClientError" for cls in type(exc).__mro__):
         error = InvalidRequestError(str(exc), getattr(exc, "parameter", None))
     elif isinstance(exc, ValueError):

@@ -133,7 +133,7 @@ class TransformersBackend(EngineBackend):
                 ids,
                 strategy=strategy,
                 max_tokens=request.max_tokens,
-                temperature=request.temperature,
+                temperature=sampling_temperature(request.temperature),
                 top_k=request.top_k,
                 top_p=request.top_p,
                 seed=request.seed,
@@ -169,6 +169,15 @@ class TransformersBackend(EngineBackend):
     def describe(self) -> dict[str, Any]:
         engine = self.engine
         return {"device": str(engine.device)} if engine is not None else {}
+
+
+GREEDY_BELOW = 1e-5
+"""Temperatures under this decode greedily, as in vLLM (its ``_SAMPLING_EPS``): dividing the
+logits by 1e-320 overflows them to infinities, whose softmax is NaN, and the sampler fails."""
+
+
+def sampling_temperature(temperature: float) -> float:
+    return 0.0 if temperature < GREEDY_BELOW else temperature
 
 
 def input_vocab_size(model: Any) -> int:

@@ -162,7 +162,8 @@ async def _submit(manager: ControlPlaneManager, parsed: protocol.ParsedRequest) 
         return queued[0]
 
     try:
-        return await anyio.to_thread.run_sync(submit)
+        with parsed.naming_fields():
+            return await anyio.to_thread.run_sync(submit)
     except BaseException:
         for handle in queued:
             handle.cancel()

@@ -7,15 +7,17 @@ and a ``sage_llm`` object on every response with the request's speculative metri
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
 from sage.llm.control_plane.requests import Completion, GenerationRequest
-from sage.llm.control_plane.validation import check_text, shown
+from sage.llm.control_plane.validation import check_int, check_text, shown
 
 COMMON = {
     "model",
@@ -55,6 +57,24 @@ class ParsedRequest:
     stream: bool
     include_usage: bool
     chat: bool
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Request field -> the body's field it came from, where the names differ."""
+
+    def naming_fields(self) -> contextlib.AbstractContextManager[None]:
+        """Errors raised inside (the engine's model checks) name the field as sent."""
+        return named_as_sent(self.aliases)
+
+
+@contextlib.contextmanager
+def named_as_sent(aliases: Mapping[str, str]) -> Iterator[None]:
+    """An :class:`InvalidRequestError` raised inside names the field as the client sent it
+    (``max_completion_tokens``, not the request's ``max_tokens``)."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        if exc.param is not None and exc.param in aliases:
+            exc.param = aliases[exc.param]
+        raise
 
 
 def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
@@ -81,6 +101,7 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
     user = body.get("user")
     if user is not None:
         check_text("user", user, "user")
+    aliases: dict[str, str] = {}
     fields: dict[str, Any] = {
         "temperature": _or(body.get("temperature"), 1.0),
         "top_p": body.get("top_p"),
@@ -90,8 +111,13 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
     }
     if chat:
         _only(body, "top_logprobs", (None,), "top_logprobs is not supported")
-        if body.get("tools") or body.get("tool_choice") not in (None, "none"):
+        if body.get("tools"):
             raise InvalidRequestError("tools are not supported by this server.", "tools")
+        if body.get("tool_choice") not in (None, "none"):
+            raise InvalidRequestError(
+                "tools are not supported by this server (tool_choice may only be none).",
+                "tool_choice",
+            )
         fmt = body.get("response_format")
         if fmt is not None and (not isinstance(fmt, Mapping) or fmt.get("type") != "text"):
             raise InvalidRequestError(
@@ -103,6 +129,11 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
             (None, True, False),
             "parallel_tool_calls must be a boolean",
         )
+        if body.get("max_completion_tokens") is not None:
+            # the newer name wins over max_tokens (as in vLLM); errors name the field sent
+            aliases["max_tokens"] = "max_completion_tokens"
+            if body.get("max_tokens") is not None:
+                check_int("max_tokens", body["max_tokens"], 1)
         limit = _or(body.get("max_completion_tokens"), body.get("max_tokens"))
         fields["max_tokens"] = _or(limit, default_max_tokens)
         fields["messages"] = body.get("messages")
@@ -114,13 +145,9 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
         _only(body, "suffix", (None,), "suffix is not supported")
         fields["max_tokens"] = _or(body.get("max_tokens"), 16)
         fields["prompt"] = _prompt(body.get("prompt"))
-    try:
+    with named_as_sent(aliases):
         request = GenerationRequest(**fields)  # the field checks every caller gets
-    except InvalidRequestError as exc:
-        if exc.param == "max_tokens" and body.get("max_completion_tokens") is not None:
-            exc.param = "max_completion_tokens"  # name the field the client sent
-        raise
-    return ParsedRequest(model, request, bool(stream), include_usage, chat)
+    return ParsedRequest(model, request, bool(stream), include_usage, chat, aliases)
 
 
 def _or(value: Any, default: Any) -> Any:

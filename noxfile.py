@@ -174,7 +174,9 @@ SERVE_PACKAGES = ("starlette", "uvicorn", "anyio", "prometheus-client")
 
 
 def run_serve_tests(session: nox.Session) -> None:
-    session.install("openai", "httpx")  # the client a user runs against the server
+    # openai/httpx: the clients a user runs against the server; hypothesis: the fuzzing of
+    # request bodies (tests/server/test_fuzz.py)
+    session.install("openai", "httpx", "hypothesis")
     session.run(
         "pytest",
         f"{CORE}/tests/control_plane",

@@ -20,25 +20,44 @@ from sage.llm.testing.control_plane import ScriptedBackend, scripted_text
 
 
 @pytest.mark.parametrize(
-    ("fields", "message"),
+    ("fields", "param", "message"),
     [
-        ({}, "exactly one of prompt and messages"),
-        ({"prompt": "x", "messages": [{"role": "user", "content": "x"}]}, "exactly one"),
-        ({"prompt": ""}, "prompt is empty"),
-        ({"prompt": [1, "a"]}, "list of token ids"),
-        ({"prompt": "x", "max_tokens": 0}, "max_tokens must be an integer >= 1"),
-        ({"prompt": "x", "max_tokens": True}, "max_tokens must be an integer"),
-        ({"prompt": "x", "temperature": -1}, "temperature must be a number between"),
-        ({"prompt": "x", "top_p": 0}, "top_p must be > 0"),
-        ({"prompt": "x", "stop": "END"}, "stop must be a list"),
-        ({"messages": [{"role": "robot", "content": "x"}]}, "role must be"),
-        ({"messages": [{"role": "user", "content": 3}]}, "content must be a string"),
-        ({"messages": []}, "messages must be a non-empty list"),
+        ({}, "prompt", "exactly one of prompt and messages"),
+        ({"prompt": "x", "messages": [{"role": "user", "content": "x"}]}, "prompt", "exactly one"),
+        ({"prompt": ""}, "prompt", "prompt is empty"),
+        ({"prompt": []}, "prompt", "empty list"),
+        ({"prompt": [1, "a"]}, "prompt", r"prompt\[1\] must be a token id"),
+        ({"prompt": [-5]}, "prompt", r"prompt\[0\] must be a token id \(an integer >= 0\)"),
+        ({"prompt": 5}, "prompt", "string or a list of token ids"),
+        ({"prompt": True}, "prompt", "string or a list of token ids"),
+        ({"prompt": b"x"}, "prompt", "string or a list of token ids"),
+        ({"prompt": "\ud800 hi"}, "prompt", "lone surrogate"),
+        ({"prompt": "x", "max_tokens": 0}, "max_tokens", "max_tokens must be an integer from 1"),
+        ({"prompt": "x", "max_tokens": True}, "max_tokens", "max_tokens must be an integer"),
+        ({"prompt": "x", "max_tokens": 2**64}, "max_tokens", "integer from 1 to"),
+        ({"prompt": "x", "seed": 2**63}, "seed", "seed must be an integer from 0 to"),
+        ({"prompt": "x", "seed": -1}, "seed", "seed must be an integer from 0"),
+        ({"prompt": "x", "top_k": 2**70}, "top_k", "top_k must be an integer from 1"),
+        ({"prompt": "x", "temperature": -1}, "temperature", "finite number between"),
+        ({"prompt": "x", "temperature": float("nan")}, "temperature", "finite number"),
+        ({"prompt": "x", "temperature": 10**400}, "temperature", "finite number"),
+        ({"prompt": "x", "top_p": 0}, "top_p", "top_p must be > 0"),
+        ({"prompt": "x", "top_p": float("inf")}, "top_p", "finite number"),
+        ({"prompt": "x", "stop": "END"}, "stop", "stop must be a list"),
+        ({"prompt": "x", "stop": [""]}, "stop", r"stop\[0\] is empty"),
+        ({"prompt": "x", "stop": ["\udfff"]}, "stop", "lone surrogate"),
+        ({"prompt": "x", "stop": [5]}, "stop", r"stop\[0\] must be a string"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages", "role must be"),
+        ({"messages": [{"role": "user", "content": 3}]}, "messages", "content must be a string"),
+        ({"messages": [{"role": "user", "content": "\ud800"}]}, "messages", "lone surrogate"),
+        ({"messages": []}, "messages", "messages is empty"),
+        ({"messages": "hi"}, "messages", "must be a list"),
     ],
 )
-def test_bad_requests_name_the_field(fields: dict, message: str) -> None:
-    with pytest.raises(InvalidRequestError, match=message):
+def test_bad_requests_name_the_field(fields: dict, param: str, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=message) as info:
         GenerationRequest(**fields)
+    assert info.value.param == param
 
 
 def test_many_concurrent_submitters_each_get_their_own_completion(

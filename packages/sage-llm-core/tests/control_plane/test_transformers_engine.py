@@ -81,7 +81,7 @@ def test_a_model_that_dies_mid_request_fails_it_and_the_queue(tiny_dir: Path) ->
             def broken(*args: Any, **kwargs: Any) -> Any:
                 calls["n"] += 1
                 if calls["n"] > 6:
-                    raise RuntimeError("device lost")
+                    raise RuntimeError("CUDA error: device lost")  # engine-fatal
                 return forward(*args, **kwargs)
 
             engine.model.forward = broken

@@ -202,3 +202,22 @@ def test_a_client_that_goes_away_while_queued_never_runs(
     assert running.result(5).text == "eno"
     wait_for(lambda: cp.engine_info(eid)["running"] == 0)
     assert (outcomes(cp, eid)["ok"], outcomes(cp, eid)["cancelled"]) == (1, 1)
+
+
+def test_a_bug_met_by_one_request_is_a_500_and_the_engine_goes_on(
+    served: tuple[ControlPlaneManager, Any],
+) -> None:
+    cp, server = served
+    eid = cp.start_engine(
+        "m", engine=ScriptedBackend, served_model_name="s", raise_on={"bug": KeyError("x")}
+    )
+    response = httpx.post(server.url + "/v1/completions", json={"model": "s", "prompt": "bug"})
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    assert "KeyError" in error["message"]
+    assert "Traceback" not in response.text
+    assert httpx.get(server.url + "/health").status_code == 200
+    after = openai_client(server.url).completions.create(model="s", prompt="ok", max_tokens=5)
+    assert after.choices[0].text == "ko"
+    assert cp.engine_info(eid)["state"] == "ready"

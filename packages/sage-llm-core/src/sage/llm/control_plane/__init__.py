@@ -11,9 +11,11 @@
 
 Modules: :mod:`.manager` (the manager), :mod:`.engine` (one engine's state, queue and worker),
 :mod:`.backend` (the engine-kind contract) with :mod:`.transformers_backend` and
-:mod:`.vllm_backend`, :mod:`.requests` (requests, handles, completions), :mod:`.policies`,
-:mod:`.stats` and :mod:`.prometheus` (metrics), :mod:`.hooks` (plugins). The HTTP server is
-:mod:`sage.llm.server`. Importing this package loads neither torch nor a server library.
+:mod:`.vllm_backend`, :mod:`.requests` (requests, handles, completions), :mod:`.validation`
+(what a request must satisfy), :mod:`.faults` (what ends an engine, what ends one request),
+:mod:`.policies`, :mod:`.stats` and :mod:`.prometheus` (metrics), :mod:`.hooks` (plugins).
+The HTTP server is :mod:`sage.llm.server`. Importing this package loads neither torch nor a
+server library.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sage.llm.control_plane.errors import (
     InvalidRequestError,
     OverloadedError,
     RequestCancelledError,
+    RequestFailedError,
     RequestTimeoutError,
     UnknownPolicyError,
 )
@@ -65,6 +68,7 @@ __all__ = [
     "NeverPolicy",
     "OverloadedError",
     "RequestCancelledError",
+    "RequestFailedError",
     "RequestHandle",
     "RequestTimeoutError",
     "RestartPolicy",

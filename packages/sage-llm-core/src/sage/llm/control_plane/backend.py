@@ -22,7 +22,12 @@ from sage.llm.control_plane.states import Capabilities
 
 if TYPE_CHECKING:
     from sage.llm.control_plane.policies import Decision
-    from sage.llm.control_plane.requests import Completion, Message, RequestHandle
+    from sage.llm.control_plane.requests import (
+        Completion,
+        GenerationRequest,
+        Message,
+        RequestHandle,
+    )
     from sage.llm.strategy import SpeculativeStrategy
 
 
@@ -73,9 +78,25 @@ class EngineBackend:
         """Load the model (slow); raise on failure with a message that says why."""
         raise NotImplementedError
 
+    def check_request(self, request: GenerationRequest) -> list[int] | None:
+        """Refuse what this model cannot serve, before the request is queued: raise
+        :class:`~sage.llm.control_plane.errors.InvalidRequestError` naming the field (a token
+        id outside the vocabulary, a prompt plus ``max_tokens`` beyond the context, messages
+        for a model without a chat template). See :mod:`sage.llm.control_plane.validation`.
+
+        Called in the submitting thread once the engine is ready, so a refusal reaches the
+        caller (and an HTTP client, before any byte of a stream) without touching the
+        engine's thread. Returns the prompt's token ids when the check computed them (the
+        worker then finds them on ``handle.prompt_ids``), or None. The default accepts all.
+        """
+        return None
+
     def run(self, ctx: WorkerContext) -> None:
         """Serve requests until ``ctx.next_request`` returns None. An exception here means the
-        engine died: the control plane fails every request it holds and may restart it."""
+        engine died: the control plane fails every request it holds and may restart it. So
+        an error of one request must end that request alone
+        (:func:`~sage.llm.control_plane.faults.request_error`); only an engine-fatal one
+        (:func:`~sage.llm.control_plane.faults.is_engine_fatal`) may leave ``run``."""
         raise NotImplementedError
 
     def close(self) -> None:

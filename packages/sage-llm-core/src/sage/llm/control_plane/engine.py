@@ -26,6 +26,7 @@ from sage.llm.control_plane.errors import (
     RequestCancelledError,
     RequestTimeoutError,
 )
+from sage.llm.control_plane.faults import is_engine_fatal, request_error
 from sage.llm.control_plane.policies import Decision, LoadView
 from sage.llm.control_plane.requests import Completion, GenerationRequest, RequestHandle
 from sage.llm.control_plane.states import EngineState, RestartPolicy
@@ -228,24 +229,36 @@ class ManagedEngine:
     # -- requests -----------------------------------------------------------------------
 
     def submit(self, request: GenerationRequest) -> RequestHandle:
+        """Queue ``request`` once the backend has checked it against the model
+        (:meth:`EngineBackend.check_request`, in this thread: a refusal never reaches the
+        engine's thread)."""
         timeout = request.timeout_s if request.timeout_s is not None else self.default_timeout_s
         handle = RequestHandle(request, self.engine_id, timeout)
         with self._cond:
-            if self.state is not EngineState.READY:
-                detail = f": {self.error}" if self.error else ""
-                raise EngineUnavailableError(
-                    f"engine {self.engine_id} is {self.state.value}{detail}; it takes no requests."
-                )
-            if len(self._queue) >= self.max_queue:
-                self.stats.record_outcome("rejected")
-                raise OverloadedError(
-                    f"engine {self.engine_id} is overloaded: {len(self._queue)} requests queued "
-                    f"(max_queue={self.max_queue}); retry later or start another engine."
-                )
+            self._refuse_if_busy()
+            backend = self.backend
+        if backend is not None:
+            handle.prompt_ids = _check_request(backend, handle)
+        with self._cond:
+            self._refuse_if_busy()  # again: the engine may have stopped while we checked
             handle.on_cancel = self._on_cancel
             self._queue.append(handle)
             self._cond.notify_all()
         return handle
+
+    def _refuse_if_busy(self) -> None:
+        """Raise when the engine takes no request now (not ready, or its queue is full)."""
+        if self.state is not EngineState.READY:
+            detail = f": {self.error}" if self.error else ""
+            raise EngineUnavailableError(
+                f"engine {self.engine_id} is {self.state.value}{detail}; it takes no requests."
+            )
+        if len(self._queue) >= self.max_queue:
+            self.stats.record_outcome("rejected")
+            raise OverloadedError(
+                f"engine {self.engine_id} is overloaded: {len(self._queue)} requests queued "
+                f"(max_queue={self.max_queue}); retry later or start another engine."
+            )
 
     def _on_cancel(self, handle: RequestHandle) -> None:
         with self._cond:
@@ -417,6 +430,18 @@ def _queued_timeout(handle: RequestHandle) -> RequestTimeoutError:
     return RequestTimeoutError(
         f"request {handle.id} timed out after {waited:.1f} s in the queue; the engine is busy."
     )
+
+
+def _check_request(backend: EngineBackend, handle: RequestHandle) -> list[int] | None:
+    """The backend's model checks; an unexpected error in them fails this request only."""
+    try:
+        return backend.check_request(handle.request)
+    except ControlPlaneError:
+        raise
+    except Exception as exc:
+        if is_engine_fatal(exc):
+            raise
+        raise request_error(handle, exc) from exc
 
 
 def _close(backend: EngineBackend) -> None:

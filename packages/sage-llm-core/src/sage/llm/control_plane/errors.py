@@ -84,6 +84,14 @@ class EngineStoppedError(ControlPlaneError):
     code = "engine_stopped"
 
 
+class RequestFailedError(ControlPlaneError):
+    """The request failed inside the engine on an unexpected error; the engine goes on (the
+    server log has the traceback)."""
+
+    status = 500
+    code = "internal_error"
+
+
 class UnknownPolicyError(ControlPlaneError, LookupError):
     """No scheduling policy has this name (the message lists the known ones)."""
 

@@ -23,10 +23,10 @@ from typing import Any
 
 from sage.llm.control_plane.errors import (
     ControlPlaneError,
-    InvalidRequestError,
     RequestCancelledError,
     RequestTimeoutError,
 )
+from sage.llm.control_plane.validation import check_fields
 from sage.llm.metrics import SpecDecodeMetrics
 
 Message = dict[str, str]
@@ -38,7 +38,9 @@ class GenerationRequest:
     """What to generate. Exactly one of ``prompt`` (text or token ids) and ``messages``.
 
     ``prompt`` is used as is (no chat template), as OpenAI's completions route does;
-    ``messages`` go through the model's chat template.
+    ``messages`` go through the model's chat template. Building one checks every field
+    (:func:`~sage.llm.control_plane.validation.check_fields`): a bad value raises
+    :class:`~sage.llm.control_plane.errors.InvalidRequestError` naming it.
     """
 
     prompt: str | Sequence[int] | None = None
@@ -53,32 +55,7 @@ class GenerationRequest:
     """Total time allowed, queueing included; ``None`` uses the manager's default."""
 
     def __post_init__(self) -> None:
-        if (self.prompt is None) == (self.messages is None):
-            raise InvalidRequestError("pass exactly one of prompt and messages.", "prompt")
-        if isinstance(self.prompt, str) and not self.prompt:
-            raise InvalidRequestError("prompt is empty; pass some text.", "prompt")
-        if self.prompt is not None and not isinstance(self.prompt, str):
-            ids = list(self.prompt)
-            if not ids or not all(isinstance(t, int) and not isinstance(t, bool) for t in ids):
-                raise InvalidRequestError(
-                    "prompt must be a string or a non-empty list of token ids.", "prompt"
-                )
-        if self.messages is not None:
-            _check_messages(self.messages)
-        _check_int("max_tokens", self.max_tokens, 1)
-        if self.seed is not None:
-            _check_int("seed", self.seed, 0)
-        if self.top_k is not None:
-            _check_int("top_k", self.top_k, 1)
-        _check_number("temperature", self.temperature, 0.0, 2.0)
-        if self.top_p is not None:
-            _check_number("top_p", self.top_p, 0.0, 1.0)
-            if self.top_p == 0:
-                raise InvalidRequestError("top_p must be > 0 (1 keeps every token).", "top_p")
-        if isinstance(self.stop, str) or not all(isinstance(s, str) for s in self.stop):
-            raise InvalidRequestError("stop must be a list of strings.", "stop")
-        if self.timeout_s is not None:
-            _check_number("timeout", self.timeout_s, 0.0, None)
+        check_fields(self)  # the same checks for the Python API and the HTTP server
 
     @property
     def greedy(self) -> bool:
@@ -88,37 +65,6 @@ class GenerationRequest:
 def _post(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Event], event: Event) -> None:
     with contextlib.suppress(RuntimeError):  # a closed loop: its reader is gone
         loop.call_soon_threadsafe(queue.put_nowait, event)
-
-
-def _check_messages(messages: Sequence[Any]) -> None:
-    if isinstance(messages, (str, bytes)) or not messages:
-        raise InvalidRequestError("messages must be a non-empty list.", "messages")
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise InvalidRequestError(f"messages[{i}] must be an object.", "messages")
-        role, content = message.get("role"), message.get("content")
-        if role not in ("system", "user", "assistant", "developer", "tool"):
-            raise InvalidRequestError(
-                f"messages[{i}].role must be system, user, assistant, developer or tool, "
-                f"got {role!r}.",
-                "messages",
-            )
-        if not isinstance(content, str):
-            raise InvalidRequestError(
-                f"messages[{i}].content must be a string (text parts only).", "messages"
-            )
-
-
-def _check_int(name: str, value: object, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise InvalidRequestError(f"{name} must be an integer >= {low}, got {value!r}.", name)
-
-
-def _check_number(name: str, value: object, low: float, high: float | None) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):  # type: ignore[operator]
-        span = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise InvalidRequestError(f"{name} must be a number {span}, got {value!r}.", name)
 
 
 @dataclass
@@ -200,6 +146,9 @@ class RequestHandle:
         self._cancelled = False
         self._claimed = False
         self._outcome: Event | None = None
+        self.prompt_ids: list[int] | None = None
+        """The prompt's token ids when the backend computed them while checking the request
+        (:meth:`~sage.llm.control_plane.backend.EngineBackend.check_request`)."""
         self.on_cancel: Callable[[RequestHandle], None] | None = None
         """Set by the engine that queued the request, to take a cancelled request out of its
         queue (and count it); a running request is stopped by the engine at its next step."""

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm.control_plane.backend import EngineBackend, Interrupted, WorkerContext
 from sage.llm.control_plane.errors import InvalidRequestError
+from sage.llm.control_plane.faults import is_engine_fatal, request_error
 from sage.llm.control_plane.requests import Completion
 from sage.llm.control_plane.states import Capabilities
+from sage.llm.control_plane.validation import check_context, check_token_ids, request_token_ids
 
 if TYPE_CHECKING:
     from sage.llm.control_plane.policies import Decision
@@ -92,21 +94,26 @@ class TransformersBackend(EngineBackend):
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         engine = self.engine
         assert engine is not None
-        try:
-            if request.messages is None:
-                assert request.prompt is not None
-                return engine.encode_prompt(request.prompt, chat=False)
-            tokenizer = engine.tokenizer
-            if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-                raise InvalidRequestError(
-                    f"{engine.name} has no chat template; use the completions route.", "messages"
-                )
-            text = tokenizer.apply_chat_template(
-                list(request.messages), tokenize=False, add_generation_prompt=True
-            )
-            return list(tokenizer(text, add_special_tokens=False)["input_ids"])
-        except ValueError as exc:
-            raise InvalidRequestError(str(exc), "prompt") from exc
+        return request_token_ids(engine.tokenizer, request, engine.name)
+
+    def check_request(self, request: GenerationRequest) -> list[int] | None:
+        """Tokenize (template included), then ids within the embedding table and prompt plus
+        ``max_tokens`` within ``max_position_embeddings``, as ``generate`` would need."""
+        if self.engine is None:  # closed while the caller checked: the queue refuses it next
+            return None
+        return self.checked_ids(request)
+
+    def checked_ids(self, request: GenerationRequest) -> list[int]:
+        engine = self.engine
+        assert engine is not None
+        ids = self.prompt_ids(request)
+        param = "prompt" if request.messages is None else "messages"
+        check_token_ids(ids, input_vocab_size(engine.model), param)
+        limit = getattr(engine.model.config, "max_position_embeddings", None)
+        check_context(
+            len(ids), request.max_tokens, limit if isinstance(limit, int) else None, param
+        )
+        return ids
 
     def serve_one(self, ctx: WorkerContext, handle: RequestHandle, decision: Decision) -> None:
         engine = self.engine
@@ -122,12 +129,12 @@ class TransformersBackend(EngineBackend):
 
         start = time.monotonic()
         try:
-            ids = self.prompt_ids(request)
+            ids = handle.prompt_ids or self.checked_ids(request)
             result = engine.generate(
                 ids,
                 strategy=strategy,
                 max_tokens=request.max_tokens,
-                temperature=request.temperature,
+                temperature=sampling_temperature(request.temperature),
                 top_k=request.top_k,
                 top_p=request.top_p,
                 seed=request.seed,
@@ -137,11 +144,10 @@ class TransformersBackend(EngineBackend):
         except Interrupted as stop:
             ctx.fail_request(handle, stop.error)
             return
-        except InvalidRequestError as exc:
-            ctx.fail_request(handle, exc)
-            return
-        except ValueError as exc:  # the engine's own parameter checks (context length...)
-            ctx.fail_request(handle, InvalidRequestError(str(exc)))
+        except Exception as exc:  # this request's failure, unless the engine itself broke
+            if is_engine_fatal(exc):
+                raise
+            ctx.fail_request(handle, request_error(handle, exc))
             return
         now = time.monotonic()
         completion = Completion(
@@ -173,3 +179,19 @@ class TransformersBackend(EngineBackend):
         config = getattr(getattr(self.engine, "model", None), "config", None)
         limit = getattr(config, "max_position_embeddings", None)
         return int(limit) if isinstance(limit, int) else None
+
+
+GREEDY_BELOW = 1e-5
+"""Temperatures under this decode greedily, as in vLLM (its ``_SAMPLING_EPS``): dividing the
+logits by 1e-320 overflows them to infinities, whose softmax is NaN, and the sampler fails."""
+
+
+def sampling_temperature(temperature: float) -> float:
+    return 0.0 if temperature < GREEDY_BELOW else temperature
+
+
+def input_vocab_size(model: Any) -> int:
+    """Rows of the model's input embedding: the token ids it can read."""
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    rows = getattr(embeddings, "num_embeddings", None)
+    return int(rows) if isinstance(rows, int) else int(model.config.vocab_size)

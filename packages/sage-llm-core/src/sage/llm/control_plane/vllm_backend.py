@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from sage.llm.control_plane.backend import EngineBackend, WorkerContext
-from sage.llm.control_plane.errors import InvalidRequestError
+from sage.llm.control_plane.faults import is_engine_fatal, request_error
 from sage.llm.control_plane.requests import Completion
 from sage.llm.control_plane.states import Capabilities
+from sage.llm.control_plane.validation import check_context, check_token_ids, request_token_ids
 from sage.llm.engines.vllm.config import add_load_switch
 from sage.llm.engines.vllm.cpu import with_cpu_defaults
 from sage.llm.metrics import SpecDecodeMetrics
-from sage.llm.prompts import prompt_token_ids
 
 if TYPE_CHECKING:
     from sage.llm.control_plane.requests import GenerationRequest, RequestHandle
@@ -111,6 +111,11 @@ class VLLMBackend(EngineBackend):
         self.llm = self.service.llm
         self.engine = self.llm.llm_engine
         self.tokenizer = self.llm.get_tokenizer()
+        config = self.engine.model_config
+        # vLLM's own rule (its renderer's validate_token_ids): an id is in the vocabulary when
+        # the tokenizer or the model knows it.
+        tokenizer_ids = int(getattr(self.tokenizer, "max_token_id", -1)) + 1
+        self.vocab_size = max(tokenizer_ids, int(config.get_vocab_size()))
 
     def close(self) -> None:
         service = getattr(self, "service", None)
@@ -126,21 +131,32 @@ class VLLMBackend(EngineBackend):
             "top_p": request.top_p if request.top_p is not None else 1.0,
             "stop": list(request.stop) or None,
         }
-        if request.top_k is not None:
-            kw["top_k"] = request.top_k
+        if request.top_k is not None and request.top_k < getattr(self, "vocab_size", 2**31):
+            kw["top_k"] = request.top_k  # a larger k keeps every token: the same as none
         if request.seed is not None:
             kw["seed"] = request.seed
         return SamplingParams(**kw)
 
     def prompt(self, request: GenerationRequest) -> Any:
-        if request.messages is not None:
-            text = self.tokenizer.apply_chat_template(
-                list(request.messages), tokenize=False, add_generation_prompt=True
-            )
-            return {"prompt_token_ids": self.tokenizer(text, add_special_tokens=False)["input_ids"]}
-        assert request.prompt is not None
-        # Completions: the text as is, tokenized exactly as the reference engine does.
-        return {"prompt_token_ids": prompt_token_ids(self.tokenizer, request.prompt, chat=False)}
+        """Token ids tokenized exactly as the reference engine does (completions: the text as
+        is; chat: the model's template), so vLLM sees the same ids."""
+        return {"prompt_token_ids": self.checked_ids(request)}
+
+    def check_request(self, request: GenerationRequest) -> list[int] | None:
+        """Tokenize, then ids within vLLM's vocabulary and prompt plus ``max_tokens`` within
+        ``max_model_len`` (vLLM's own server refuses the same with a 400)."""
+        if getattr(self, "tokenizer", None) is None:
+            return None
+        return self.checked_ids(request)
+
+    def checked_ids(self, request: GenerationRequest) -> list[int]:
+        ids = request_token_ids(self.tokenizer, request, self.model_id)
+        param = "prompt" if request.messages is None else "messages"
+        vocab = getattr(self, "vocab_size", None)
+        if vocab is not None:
+            check_token_ids(ids, vocab, param)
+        check_context(len(ids), request.max_tokens, self.max_model_len(), param)
+        return ids
 
     def run(self, ctx: WorkerContext) -> None:
         from sage.llm.engines.vllm.metrics import read_metrics, snapshot, spec_decode_delta
@@ -152,12 +168,16 @@ class VLLMBackend(EngineBackend):
             handle = ctx.next_request(block=not live)
             while handle is not None:
                 try:
-                    self.engine.add_request(
-                        handle.id, self.prompt(handle.request), self.sampling_params(handle.request)
+                    ids = handle.prompt_ids  # tokenized and checked at submission
+                    prompt = (
+                        self.prompt(handle.request) if ids is None else {"prompt_token_ids": ids}
                     )
+                    self.engine.add_request(handle.id, prompt, self.sampling_params(handle.request))
                     live[handle.id] = _Live(handle, time.monotonic())
-                except (ValueError, TypeError) as exc:
-                    ctx.fail_request(handle, InvalidRequestError(str(exc)))
+                except Exception as exc:  # this request's failure, unless vLLM itself broke
+                    if is_engine_fatal(exc):
+                        raise
+                    ctx.fail_request(handle, request_error(handle, exc))
                 handle = ctx.next_request(block=False)
             if not live:
                 return  # next_request returned None with nothing running: stopping

@@ -71,7 +71,7 @@ def create_app(
         parsed = protocol.parse(
             await _json(request), chat=chat, default_max_tokens=default_max_tokens
         )
-        handle = manager.submit(parsed.request, model=parsed.model)
+        handle = await _submit(manager, parsed)
         rid = protocol.new_id(chat)
         if parsed.stream:
             return EventStream(_sse(parsed, rid, handle, manager), on_disconnect=handle.cancel)
@@ -188,6 +188,27 @@ async def _json(request: Request, optional: bool = False) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise InvalidRequestError(f"the request body is not valid JSON: {exc}.") from exc
+    except RecursionError as exc:
+        raise InvalidRequestError("the request body is nested too deeply.") from exc
+
+
+async def _submit(manager: ControlPlaneManager, parsed: protocol.ParsedRequest) -> Any:
+    """Queue the request. The engine checks it against its model first (tokenizing it), so
+    this runs off the event loop, and before any byte of a stream: a refusal is a plain 4xx.
+    Cancelled while queueing, the request is cancelled on the engine too."""
+    queued: list[Any] = []
+
+    def submit() -> Any:
+        queued.append(manager.submit(parsed.request, model=parsed.model))
+        return queued[0]
+
+    try:
+        with parsed.naming_fields():
+            return await anyio.to_thread.run_sync(submit)
+    except BaseException:
+        for handle in queued:
+            handle.cancel()
+        raise
 
 
 async def _sse(

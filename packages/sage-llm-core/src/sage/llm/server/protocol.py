@@ -7,14 +7,17 @@ and a ``sage_llm`` object on every response with the request's speculative metri
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sage.llm.control_plane.errors import ControlPlaneError, InvalidRequestError
 from sage.llm.control_plane.requests import Completion, GenerationRequest
+from sage.llm.control_plane.validation import check_int, check_text, shown
 
 COMMON = {
     "model",
@@ -54,6 +57,24 @@ class ParsedRequest:
     stream: bool
     include_usage: bool
     chat: bool
+    aliases: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Request field -> the body's field it came from, where the names differ."""
+
+    def naming_fields(self) -> contextlib.AbstractContextManager[None]:
+        """Errors raised inside (the engine's model checks) name the field as sent."""
+        return named_as_sent(self.aliases)
+
+
+@contextlib.contextmanager
+def named_as_sent(aliases: Mapping[str, str]) -> Iterator[None]:
+    """An :class:`InvalidRequestError` raised inside names the field as the client sent it
+    (``max_completion_tokens``, not the request's ``max_tokens``)."""
+    try:
+        yield
+    except InvalidRequestError as exc:
+        if exc.param is not None and exc.param in aliases:
+            exc.param = aliases[exc.param]
+        raise
 
 
 def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
@@ -75,16 +96,12 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
     stream = body.get("stream", False)
     if not isinstance(stream, bool) and stream is not None:
         raise InvalidRequestError("stream must be true or false.", "stream")
-    options = body.get("stream_options")
-    if options is not None and not isinstance(options, Mapping):
-        raise InvalidRequestError("stream_options must be an object.", "stream_options")
-    include_usage = bool((options or {}).get("include_usage", False))
-    stop = body.get("stop")
-    stops: list[str] = [stop] if isinstance(stop, str) else list(stop or [])
-    if not isinstance(stop, (str, list)) and stop is not None:
-        raise InvalidRequestError("stop must be a string or a list of strings.", "stop")
-    if len(stops) > 4:
-        raise InvalidRequestError("stop takes at most 4 strings.", "stop")
+    include_usage = _stream_options(body.get("stream_options"), bool(stream))
+    stops = _stop(body.get("stop"))
+    user = body.get("user")
+    if user is not None:
+        check_text("user", user, "user")
+    aliases: dict[str, str] = {}
     fields: dict[str, Any] = {
         "temperature": _or(body.get("temperature"), 1.0),
         "top_p": body.get("top_p"),
@@ -94,14 +111,30 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
     }
     if chat:
         _only(body, "top_logprobs", (None,), "top_logprobs is not supported")
-        if body.get("tools") or body.get("tool_choice") not in (None, "none"):
+        if body.get("tools"):
             raise InvalidRequestError("tools are not supported by this server.", "tools")
+        if body.get("tool_choice") not in (None, "none"):
+            raise InvalidRequestError(
+                "tools are not supported by this server (tool_choice may only be none).",
+                "tool_choice",
+            )
         fmt = body.get("response_format")
         if fmt is not None and (not isinstance(fmt, Mapping) or fmt.get("type") != "text"):
             raise InvalidRequestError(
                 "only response_format {'type': 'text'} is supported.", "response_format"
             )
-        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        _only(
+            body,
+            "parallel_tool_calls",
+            (None, True, False),
+            "parallel_tool_calls must be a boolean",
+        )
+        if body.get("max_completion_tokens") is not None:
+            # the newer name wins over max_tokens (as in vLLM); errors name the field sent
+            aliases["max_tokens"] = "max_completion_tokens"
+            if body.get("max_tokens") is not None:
+                check_int("max_tokens", body["max_tokens"], 1)
+        limit = _or(body.get("max_completion_tokens"), body.get("max_tokens"))
         fields["max_tokens"] = _or(limit, default_max_tokens)
         fields["messages"] = body.get("messages")
         if fields["messages"] is None:
@@ -112,7 +145,9 @@ def parse(body: Any, *, chat: bool, default_max_tokens: int) -> ParsedRequest:
         _only(body, "suffix", (None,), "suffix is not supported")
         fields["max_tokens"] = _or(body.get("max_tokens"), 16)
         fields["prompt"] = _prompt(body.get("prompt"))
-    return ParsedRequest(model, GenerationRequest(**fields), bool(stream), include_usage, chat)
+    with named_as_sent(aliases):
+        request = GenerationRequest(**fields)  # the field checks every caller gets
+    return ParsedRequest(model, request, bool(stream), include_usage, chat, aliases)
 
 
 def _or(value: Any, default: Any) -> Any:
@@ -123,7 +158,46 @@ def _only(body: Mapping[str, Any], name: str, allowed: tuple[Any, ...], message:
     """Accept only ``allowed`` values (compared with their type: ``n=True`` is not ``n=1``)."""
     value = body.get(name)
     if not any(value is a or (type(value) is type(a) and value == a) for a in allowed):
-        raise InvalidRequestError(f"{message} (got {name}={value!r}).", name)
+        raise InvalidRequestError(f"{message} (got {name}={shown(value)}).", name)
+
+
+def _stream_options(options: Any, stream: bool) -> bool:
+    """``include_usage``; stream_options belong to streamed requests only (as in vLLM)."""
+    if options is None:
+        return False
+    if not stream:
+        raise InvalidRequestError(
+            "stream_options is only allowed with stream: true.", "stream_options"
+        )
+    if not isinstance(options, Mapping):
+        raise InvalidRequestError("stream_options must be an object.", "stream_options")
+    unknown = sorted(set(options) - {"include_usage"})
+    if unknown:
+        raise InvalidRequestError(
+            f"unsupported stream_options field(s): {', '.join(unknown)}; only include_usage.",
+            "stream_options",
+        )
+    include_usage = options.get("include_usage", False)
+    if not isinstance(include_usage, bool) and include_usage is not None:
+        raise InvalidRequestError(
+            "stream_options.include_usage must be true or false.", "stream_options"
+        )
+    return bool(include_usage)
+
+
+def _stop(stop: Any) -> list[Any]:
+    """``stop``: a string or a list of at most 4 (each is checked by the request itself)."""
+    if stop is None:
+        return []
+    if isinstance(stop, str):
+        return [stop]
+    if not isinstance(stop, list):
+        raise InvalidRequestError(
+            f"stop must be a string or a list of strings, got {shown(stop)}.", "stop"
+        )
+    if len(stop) > 4:
+        raise InvalidRequestError("stop takes at most 4 strings.", "stop")
+    return stop
 
 
 def _prompt(prompt: Any) -> Any:
@@ -240,15 +314,23 @@ ERROR_TYPES = {
 def error_body(
     message: str, status: int, code: str | None, param: str | None = None
 ) -> dict[str, Any]:
-    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    """OpenAI's error shape: ``{"error": {"message", "type", "param", "code"}}``.
+
+    Text that came from the client (an unknown field's name) may hold a lone surrogate, which
+    cannot be sent as UTF-8: it is escaped (``\\ud800``) so the error itself can be sent.
+    """
     return {
         "error": {
-            "message": message,
+            "message": _sendable(message),
             "type": ERROR_TYPES.get(status, "server_error"),
-            "param": param,
+            "param": None if param is None else _sendable(param),
             "code": code,
         }
     }
+
+
+def _sendable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def error_of(exc: ControlPlaneError) -> tuple[int, dict[str, Any]]:

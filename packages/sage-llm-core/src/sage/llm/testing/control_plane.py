@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from sage.llm.control_plane.backend import EngineBackend, Interrupted, WorkerContext
 from sage.llm.control_plane.errors import InvalidRequestError
+from sage.llm.control_plane.faults import is_engine_fatal, request_error
 from sage.llm.control_plane.requests import Completion, RequestHandle
 from sage.llm.control_plane.states import Capabilities
 from sage.llm.metrics import SpecDecodeMetrics
@@ -35,7 +36,11 @@ class ScriptedStrategy(SpeculativeStrategy):
         self.speculative_config(engine_config).update(method="ngram", num_speculative_tokens=2)
 
 
-OPTIONS = ("delay_s", "gate", "fail_load", "die_after_tokens", "started")
+OPTIONS = ("delay_s", "gate", "fail_load", "die_after_tokens", "started", "raise_on")
+
+
+class ScriptedEngineDeath(RuntimeError):
+    """What ``die_after_tokens`` raises: the engine itself failing (it leaves ``run``)."""
 
 
 def scripted_text(prompt: str, max_tokens: int) -> str:
@@ -46,8 +51,10 @@ def scripted_text(prompt: str, max_tokens: int) -> str:
 class ScriptedBackend(EngineBackend):
     """Options: ``delay_s`` per token; ``gate`` (a ``threading.Event`` each request waits
     for before its first token); ``fail_load`` (an exception message); ``die_after_tokens``
-    (the engine raises ``RuntimeError`` after producing this many tokens in total);
-    ``started`` (a ``threading.Event`` set when a request starts generating)."""
+    (the engine raises :class:`ScriptedEngineDeath` after producing this many tokens in
+    total); ``started`` (a ``threading.Event`` set when a request starts generating);
+    ``raise_on`` (a dict from prompt text to the exception serving that prompt raises, as a
+    bug met by one request would)."""
 
     kind = "scripted"
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -90,6 +97,9 @@ class ScriptedBackend(EngineBackend):
             started.set()
         gate = self.options.get("gate")
         try:
+            failure = (self.options.get("raise_on") or {}).get(prompt)
+            if failure is not None:
+                raise failure
             if isinstance(gate, threading.Event):
                 while not gate.wait(0.01):
                     self._check(ctx, handle)
@@ -100,11 +110,16 @@ class ScriptedBackend(EngineBackend):
                     time.sleep(delay)
                 limit = self.options.get("die_after_tokens")
                 if limit is not None and self.produced >= int(limit):
-                    raise RuntimeError(f"scripted engine died after {self.produced} tokens")
+                    raise ScriptedEngineDeath(f"scripted engine died after {self.produced} tokens")
                 self.produced += 1
                 handle.emit(ch)
         except Interrupted as stop:
             ctx.fail_request(handle, stop.error)
+            return
+        except Exception as exc:  # one request's failure, as the real backends handle it
+            if is_engine_fatal(exc) or isinstance(exc, ScriptedEngineDeath):
+                raise
+            ctx.fail_request(handle, request_error(handle, exc))
             return
         now = time.monotonic()
         metrics = SpecDecodeMetrics(num_generated_tokens=len(text), wall_time_s=now - start)

@@ -76,6 +76,9 @@ def probabilities(logits: torch.Tensor, params: SamplingParams) -> torch.Tensor:
         cumulative = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
         # Drop a token when the tokens ranked above it already reach top_p; the first always stays.
         drop_sorted = (cumulative - sorted_scores.softmax(dim=-1)) >= params.top_p
+        # A top_p below float32's smallest number (1e-300) rounds to 0 and would drop the
+        # first token too, leaving no token at all (a NaN distribution).
+        drop_sorted[..., 0] = False
         drop = drop_sorted.scatter(-1, order, drop_sorted)
         scores = scores.masked_fill(drop, float("-inf"))
     return scores.softmax(dim=-1)

@@ -12,10 +12,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+from serve_helpers import wait_until_healthy
 
 from sage.llm.hookspecs import CONTROL_PLANE_GROUP
 from sage.llm.testing.fake_plugins import FakePlugins
@@ -66,16 +66,7 @@ def test_serve_starts_and_reports_a_broken_control_plane_plugin(
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sage-llm serve did not come up"
-            time.sleep(0.2)
+        wait_until_healthy(proc, url)
         plugins_status = httpx.get(url + "/status").json()["plugins"]
     finally:
         proc.send_signal(signal.SIGINT)

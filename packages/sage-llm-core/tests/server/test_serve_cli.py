@@ -10,11 +10,10 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from click.testing import CliRunner
-from serve_helpers import free_port, openai_client
+from serve_helpers import free_port, openai_client, wait_until_healthy
 
 from sage.llm.cli.main import cli
 
@@ -47,16 +46,7 @@ def test_sage_llm_serve_answers_like_sage_llm_generate(tiny_dir: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            try:
-                if httpx.get(url + "/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "sage-llm serve did not come up"
-            time.sleep(0.2)
+        wait_until_healthy(proc, url)
         with pytest.raises(openai.AuthenticationError):
             openai_client(url, "wrong-key").models.list()
         client = openai_client(url, "serve-key")

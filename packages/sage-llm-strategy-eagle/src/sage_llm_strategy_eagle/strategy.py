@@ -61,7 +61,9 @@ class HiddenStateStrategy(SpeculativeStrategy):
             return
         if not self.model.strip():
             raise InvalidParameterError(
-                self.name, "model must name the head: a local folder or a hub id.", "model"
+                self.strategy_name(),
+                "model must name the head: a local folder or a hub id.",
+                "model",
             )
         from sage.llm.engines.vllm import heads
 
@@ -71,7 +73,7 @@ class HiddenStateStrategy(SpeculativeStrategy):
             if config is not None and self.method != "mtp":
                 heads.check_head_kind(self.method, heads.describe_head(config), self.model, where)
         except EngineConfigError as exc:
-            raise InvalidParameterError(self.name, str(exc), "model") from exc
+            raise InvalidParameterError(self.strategy_name(), str(exc), "model") from exc
 
     def apply(self, engine_config: dict[str, Any]) -> None:
         config: dict[str, Any] = {"method": self.method}
@@ -94,7 +96,7 @@ class HiddenStateStrategy(SpeculativeStrategy):
 
         Raised before the strategy loads anything of its own (the head is never read here).
         """
-        raise NotImplementedError(REFERENCE_ENGINE_REFUSAL.format(name=self.name))
+        raise NotImplementedError(REFERENCE_ENGINE_REFUSAL.format(name=self.strategy_name()))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,7 +106,7 @@ class EagleStrategy(HiddenStateStrategy):
     name: ClassVar[str] = "eagle"
     method: ClassVar[str] = "eagle"
 
-    model: str = param(  # type: ignore[assignment]
+    model: str = param(
         doc="The EAGLE-1/2 head trained for the target: a local folder or a hub id "
         "(e.g. yuhuili/EAGLE-LLaMA3-Instruct-8B).",
     )
@@ -120,7 +122,7 @@ class Eagle3Strategy(HiddenStateStrategy):
     name: ClassVar[str] = "eagle3"
     method: ClassVar[str] = "eagle3"
 
-    model: str = param(  # type: ignore[assignment]
+    model: str = param(
         doc="The EAGLE-3 head trained for the target: a local folder or a hub id (Hugging "
         "Face or speculators format, e.g. yuhuili/EAGLE3-LLaMA3.1-Instruct-8B).",
     )
@@ -136,7 +138,7 @@ class MTPStrategy(HiddenStateStrategy):
     name: ClassVar[str] = "mtp"
     method: ClassVar[str] = "mtp"
 
-    model: str | None = param(  # type: ignore[assignment]
+    model: str | None = param(
         None,
         doc="A separate MTP checkpoint (local folder or hub id); default: the target's own "
         "MTP layers.",

@@ -190,9 +190,10 @@ def build_eagle3_head(
 ) -> Path:
     """A random EAGLE-3 head with a reduced draft vocabulary and its ``d2t`` mapping.
 
-    With ``always_propose`` the head's output norm is zero, so every draft logit is 0 and the
-    argmax is draft id 0, which ``d2t`` maps to that target token: a head whose proposals are
-    known, so the test knows some must be accepted.
+    With ``always_propose`` the head's output norm is zero, so every draft logit is 0, and
+    ``d2t`` maps every draft id to that target token; vLLM fills the other target ids with
+    -inf, so the head always proposes it: proposals known in advance, so the test knows some
+    must be accepted.
     """
     import torch
     from safetensors.torch import save_file
@@ -207,8 +208,8 @@ def build_eagle3_head(
     weights["fc.weight"] = torch.randn(HIDDEN, 3 * HIDDEN, generator=g) * 0.05
     weights["lm_head.weight"] = torch.randn(draft_vocab, HIDDEN, generator=g) * 0.05
     offsets = torch.zeros(draft_vocab, dtype=torch.long)  # target id = draft id + d2t[draft id]
-    if always_propose is not None:
-        offsets[0] = always_propose
+    if always_propose is not None:  # every draft id maps to that token
+        offsets = always_propose - torch.arange(draft_vocab, dtype=torch.long)
     weights["d2t"] = offsets
     write_config(path, **eagle3_config(draft_vocab_size=draft_vocab))
     save_file(weights, str(path / "model.safetensors"), metadata={"format": "pt"})

@@ -24,6 +24,9 @@ KNOWN_STRATEGIES: tuple[KnownStrategy, ...] = (
     KnownStrategy(
         "dynamic-lookahead", ("dynamic",), "DynamicLookaheadStrategy", "sage-llm-strategy-dynamic"
     ),
+    KnownStrategy("eagle", (), "EagleStrategy", "sage-llm-strategy-eagle"),
+    KnownStrategy("eagle3", (), "Eagle3Strategy", "sage-llm-strategy-eagle"),
+    KnownStrategy("mtp", (), "MTPStrategy", "sage-llm-strategy-eagle"),
 )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
+from sage.llm.engines.vllm import heads
 from sage.llm.engines.vllm.models import resolve_model
 from sage.llm.engines.vllm.proposer import CUSTOM_CLASS, check_custom_class_model
 from sage.llm.errors import EngineConfigError
@@ -50,6 +51,8 @@ def precheck_engine_args(
         check_schedule(section[SCHEDULE_KEY], k, strategy)
     if method == "draft_model":
         _check_draft(engine_args, section, strategy, auto_download)
+    if method in heads.HEAD_METHODS:
+        _check_head(engine_args, section, strategy)
     if method == CUSTOM_CLASS:
         check_custom_class_model(section, strategy)
 
@@ -175,6 +178,45 @@ def _check_draft(
                 f"tokens but the target has {target_vocab}; draft and target must share a "
                 "tokenizer. Pick a draft from the target's model family."
             )
+    _check_draft_limits(engine_args, section, strategy)
+
+
+def _check_head(engine_args: dict[str, Any], section: dict[str, Any], strategy: str) -> None:
+    """EAGLE/EAGLE-3 heads and MTP checkpoints against the target (see :mod:`.heads`)."""
+    method = section["method"]
+    head = section.get("model")
+    target = engine_args.get("model")
+    if method != "mtp" and (not isinstance(head, str) or not head):
+        raise EngineConfigError(
+            f"{strategy}: method {method!r} needs speculative_config['model'], the head "
+            "(a local folder or a hub id)."
+        )
+    if method == "mtp":
+        draft = head if isinstance(head, str) and head else target
+        if isinstance(draft, str):
+            heads.check_method_not_overridden(method, draft, strategy)
+            draft_config = heads.read_local_config(draft, strategy, "the MTP checkpoint")
+            if draft_config is not None:
+                heads.check_mtp(draft, draft_config, strategy)
+    else:
+        assert isinstance(head, str)
+        head_config = heads.read_local_config(head, strategy)
+        target_config = (
+            heads.read_local_config(target, strategy, "the target")
+            if isinstance(target, str)
+            else None
+        )
+        if head_config is not None:
+            described = heads.describe_head(head_config)
+            heads.check_head_kind(method, described, head, strategy)
+            if target_config is not None:
+                heads.check_head_against_target(method, described, head, target_config, strategy)
+    _check_draft_limits(engine_args, section, strategy)
+
+
+def _check_draft_limits(
+    engine_args: Mapping[str, Any], section: Mapping[str, Any], strategy: str
+) -> None:
     draft_tp = section.get("draft_tensor_parallel_size")
     target_tp = engine_args.get("tensor_parallel_size", 1)
     if draft_tp is not None and draft_tp not in (1, target_tp):

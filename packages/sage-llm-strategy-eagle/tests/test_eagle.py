@@ -124,11 +124,11 @@ def test_unmarked_llama_head_is_accepted_by_both(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["eagle", "eagle3", "mtp"])
 def test_reference_engine_is_refused_with_the_reason(name: str) -> None:
-    from sage.llm.proposer import ProposerContext
+    from sage.llm.engines.transformers.engine import require_proposer
 
     strategy = get_strategy(name, **({} if name == "mtp" else {"model": "org/head"}))
     with pytest.raises(NotImplementedError, match=rf"^{name} runs on vLLM only: .*hidden states"):
-        strategy.make_proposer(ProposerContext())
+        require_proposer(strategy)  # what generate and the control plane ask before loading
 
 
 def test_generate_on_the_reference_engine_fails_with_the_reason(tmp_path: Path) -> None:

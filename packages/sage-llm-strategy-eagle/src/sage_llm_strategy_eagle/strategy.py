@@ -20,14 +20,13 @@ from sage.llm import InvalidParameterError, SpeculativeStrategy, param
 from sage.llm.errors import EngineConfigError
 
 if TYPE_CHECKING:
-    from sage.llm.proposing import Proposer, ProposerContext
+    pass
 
-REFERENCE_ENGINE_REFUSAL = (
-    "{name} runs on vLLM only: its draft needs the target's hidden states, which the reference "
-    "(transformers) engine does not expose to proposers; use --engine vllm "
-    "(pip install 'sage-llm-core[vllm]'), or a strategy the reference engine runs (ngram, "
-    "draft, suffix)."
+VLLM_ONLY = (
+    "its draft needs the target's hidden states, which the reference (transformers) engine does "
+    "not expose to proposers"
 )
+"""Why the reference engine refuses these strategies, before it loads a model."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +36,7 @@ class HiddenStateStrategy(SpeculativeStrategy):
 
     method: ClassVar[str]
     """vLLM's ``speculative_config["method"]``."""
+    vllm_only: ClassVar[str | None] = VLLM_ONLY
 
     model: str | None
     num_speculative_tokens: int
@@ -90,13 +90,6 @@ class HiddenStateStrategy(SpeculativeStrategy):
         if self.disable_padded_drafter_batch:
             config["disable_padded_drafter_batch"] = True
         self.speculative_config(engine_config).update(config)
-
-    def make_proposer(self, context: ProposerContext) -> Proposer:
-        """Refused: the reference engine has no hidden states to give the head.
-
-        Raised before the strategy loads anything of its own (the head is never read here).
-        """
-        raise NotImplementedError(REFERENCE_ENGINE_REFUSAL.format(name=self.strategy_name()))
 
 
 @dataclass(frozen=True, kw_only=True)

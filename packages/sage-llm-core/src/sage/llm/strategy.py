@@ -41,6 +41,12 @@ class SpeculativeStrategy:
     name: ClassVar[str | None] = None
     """Canonical strategy name; should equal the entry-point name that registers the class."""
 
+    vllm_only: ClassVar[str | None] = None
+    """Why the method cannot run on the reference engine (say, its draft reads the target's
+    hidden states), for a strategy without ``make_proposer``: ``sage-llm generate`` and the
+    control plane refuse it with this reason before they load a model. ``None``: the generic
+    reason (no ``make_proposer``)."""
+
     def __post_init__(self) -> None:
         # Runs for dataclass subclasses: single-parameter checks from the declarations, then
         # the strategy's own cross-parameter checks.

@@ -406,6 +406,13 @@ def require_proposer(strategy: SpeculativeStrategy) -> None:
     arguments): checked before a model is loaded (``sage-llm generate``, ``serve``), not after."""
     from sage.llm.plugins import implements
 
+    reason = getattr(strategy, "vllm_only", None)
+    if reason:
+        raise NotImplementedError(
+            f"{strategy.strategy_name()} runs on vLLM only: {reason}. Use --engine vllm "
+            "(pip install 'sage-llm-core[vllm]'), or a strategy with a proposer for the "
+            "reference engine (sage-llm strategies list shows them)."
+        )
     if not implements(strategy, "make_proposer"):
         raise NotImplementedError(_no_proposer(strategy, "it implements no make_proposer"))
 

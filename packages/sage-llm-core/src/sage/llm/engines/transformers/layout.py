@@ -8,7 +8,7 @@ Holding the same numbers column-major (the transpose made contiguous, viewed bac
 ``[out, in]``) turns that into a plain ``A @ B`` GEMM whose cost grows smoothly with the rows,
 so a typical verify pass costs much less than twice a plain step (2-3 token passes get somewhat
 slower; proposals that short are rare). The measured figures and the command that produces
-them (``python benchmarks/cpu_layout.py``) are in docs/benchmarks.md, "the CPU weight layout".
+them (``python benchmarks/cpu_layout.py``) are in docs/notes/cpu-weight-layout.md.
 
 The values are the same; only the summation order inside a matmul can change, as it already does
 between batch shapes. Tied weights (the embedding and the output projection share one tensor)

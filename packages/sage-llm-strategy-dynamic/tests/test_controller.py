@@ -14,7 +14,8 @@ from sage_llm_strategy_dynamic.controller import (
     expected_tokens,
 )
 
-# A CPU-like verify profile: one token 1.0, two 1.38, then nearly flat (docs/notes/cpu-weight-layout.md).
+# A CPU-like verify profile: one token 1.0, two 1.38, then nearly flat
+# (docs/notes/cpu-weight-layout.md).
 CPU = [1.0, 1.38, 1.48, 1.50, 1.53, 1.55, 1.65, 1.63, 1.7, 1.72, 1.75]
 
 

@@ -25,6 +25,7 @@ STRATEGIES = [
     "packages/sage-llm-strategy-ngram",
     "packages/sage-llm-strategy-draft",
     "packages/sage-llm-strategy-dynamic",
+    "packages/sage-llm-strategy-suffix",
 ]
 EXAMPLE_PLUGIN = "examples/sage-llm-strategy-lookahead-example"
 PACKAGES = [CORE, *STRATEGIES]
@@ -33,7 +34,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["ci"]
 
-TESTED = ["core", "ngram", "draft", "dynamic", "example"]
+TESTED = ["core", "ngram", "draft", "dynamic", "suffix", "example"]
 IN_ORDER = [
     "lint",
     "typecheck",
@@ -121,6 +122,7 @@ def tests(session: nox.Session, package: str) -> None:
         "ngram": STRATEGIES[0],
         "draft": STRATEGIES[1],
         "dynamic": STRATEGIES[2],
+        "suffix": STRATEGIES[3],
         "example": EXAMPLE_PLUGIN,
     }[package]
     session.install("-e", f"{CORE}[testing]")

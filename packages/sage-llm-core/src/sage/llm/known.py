@@ -24,6 +24,7 @@ KNOWN_STRATEGIES: tuple[KnownStrategy, ...] = (
     KnownStrategy(
         "dynamic-lookahead", ("dynamic",), "DynamicLookaheadStrategy", "sage-llm-strategy-dynamic"
     ),
+    KnownStrategy("suffix", (), "SuffixStrategy", "sage-llm-strategy-suffix"),
 )
 
 

@@ -13,6 +13,7 @@ What is here, by job:
 
 * the contract: :class:`Proposer`, :class:`SeededProposer` (optional ``reseed``),
   :class:`ConfidenceAwareProposer` (optional ``on_target_confidence``),
+  :class:`FinishingProposer` (optional ``finish``),
   :class:`Proposal`, :class:`ProposerContext`, :class:`DraftTiming` (an optional
   ``last_timing`` of a proposer that runs a model);
 * sampling: :class:`SamplingParams` (:func:`sampling_params` builds it from a context),
@@ -54,6 +55,7 @@ from sage.llm.engines.transformers.vocab import (
 from sage.llm.proposer import (
     ConfidenceAwareProposer,
     DraftTiming,
+    FinishingProposer,
     Proposal,
     Proposer,
     ProposerContext,
@@ -67,6 +69,7 @@ __all__ = [
     "ConfidenceAwareProposer",
     "DraftModel",
     "DraftTiming",
+    "FinishingProposer",
     "InvalidSamplingParamsError",
     "ModelLoadError",
     "Proposal",

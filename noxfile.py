@@ -26,6 +26,7 @@ STRATEGIES = [
     "packages/sage-llm-strategy-draft",
     "packages/sage-llm-strategy-dynamic",
     "packages/sage-llm-strategy-eagle",
+    "packages/sage-llm-strategy-suffix",
 ]
 EXAMPLE_PLUGIN = "examples/sage-llm-strategy-lookahead-example"
 PACKAGES = [CORE, *STRATEGIES]
@@ -34,7 +35,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.sessions = ["ci"]
 
-TESTED = ["core", "ngram", "draft", "dynamic", "eagle", "example"]
+TESTED = ["core", "ngram", "draft", "dynamic", "eagle", "suffix", "example"]
 IN_ORDER = [
     "lint",
     "typecheck",
@@ -123,6 +124,7 @@ def tests(session: nox.Session, package: str) -> None:
         "draft": STRATEGIES[1],
         "dynamic": STRATEGIES[2],
         "eagle": STRATEGIES[3],
+        "suffix": STRATEGIES[4],
         "example": EXAMPLE_PLUGIN,
     }[package]
     session.install("-e", f"{CORE}[testing]")

@@ -129,3 +129,73 @@ def test_dynamic_lookahead_is_compared_with_transformers_defaults(tiny_model: Pa
     assert assistant.num_assistant_tokens_schedule == defaults["num_assistant_tokens_schedule"]
     assert assistant.assistant_confidence_threshold == defaults["assistant_confidence_threshold"]
     assert runner.run(by_name[dynamic], prompt, 10).token_ids == plain
+
+
+def test_workload_runs_in_order_so_a_cache_across_requests_counts(
+    tiny_model: Path, tmp_path: Path
+) -> None:
+    """--workload: requests in order through one engine per method; the second time a request
+    comes, suffix decoding proposes the first answer (more accepted tokens); a follow-up gets
+    the earlier answer in its prompt; every output still equals plain greedy."""
+    pytest.importorskip("sage_llm_strategy_suffix", reason="sage-llm-strategy-suffix missing")
+    first = " ".join(f"w{(7 * j) % 60 + 2}" for j in range(20))
+    rows = [
+        {"id": "a", "category": "edit", "prompt": first},
+        {"id": "b", "category": "edit", "prompt": "w3 w4 w5 w6"},
+        {"id": "a-again", "category": "edit", "prompt": first},
+        {"id": "quote", "category": "chat", "prompt": "w9 {answer} w9", "quotes": "b"},
+    ]
+    workload = tmp_path / "w.jsonl"
+    workload.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "results"
+    suffix = "suffix:num_speculative_tokens=6"
+    args = [
+        "bench", "--model", str(tiny_model), "--workload", str(workload), "--no-chat",
+        "--max-tokens", "24", "--out", str(out), "--no-peers",
+        "--strategy", suffix, "--strategy", "ngram:num_speculative_tokens=6,n=2",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(next(out.glob("bench-*.json")).read_text())
+    assert data["workload"] == str(workload)
+    records = data["records"]
+    assert [r["question_id"] for r in records if r["method"] == "plain"] == [
+        "a", "b", "a-again", "quote",
+    ]  # fmt: skip
+    assert all(r["matches_plain"] for r in records)
+    by_id = {r["question_id"]: r for r in records if r["method"] == suffix}
+    accepted = {k: r["metrics"]["num_accepted_tokens"] for k, r in by_id.items()}
+    assert accepted["a-again"] > accepted["a"]
+    plain_b = next(r for r in records if r["method"] == "plain" and r["question_id"] == "b")
+    assert by_id["quote"]["prompt_tokens"] == 2 + len(plain_b["token_ids"])
+    assert {r["category"] for r in data["summary"]} == {"edit", "chat", "all"}
+
+
+def test_the_bundled_agentic_workload_loads() -> None:
+    from sage.llm.bench.workload import load_workload
+
+    requests = load_workload("agentic")
+    ids = [r.request_id for r in requests]
+    assert len(set(ids)) == len(ids)
+    assert {r.category for r in requests} == {"code-edit", "template", "multi-turn"}
+    for request in requests:
+        if request.quotes is not None:
+            assert ids.index(request.quotes) < ids.index(request.request_id)
+            assert request.render({request.quotes: "ANSWER"}).count("ANSWER") == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "x", "category": "c"}', "'prompt'"),
+        ('{"id": "x", "category": "c", "prompt": "{answer}", "quotes": "y"}', "earlier"),
+    ],
+)
+def test_a_bad_workload_line_says_what_is_wrong(tmp_path: Path, line: str, message: str) -> None:
+    from sage.llm.bench.questions import QuestionsError
+    from sage.llm.bench.workload import load_workload
+
+    path = tmp_path / "w.jsonl"
+    path.write_text(line + "\n")
+    with pytest.raises(QuestionsError, match=message):
+        load_workload(path)

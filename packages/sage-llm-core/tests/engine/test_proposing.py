@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,13 @@ def test_every_exported_name_exists() -> None:
 
 
 @pytest.mark.parametrize(
-    "package", ["sage-llm-strategy-ngram", "sage-llm-strategy-draft", "sage-llm-strategy-dynamic"]
+    "package",
+    [
+        "sage-llm-strategy-ngram",
+        "sage-llm-strategy-draft",
+        "sage-llm-strategy-dynamic",
+        "sage-llm-strategy-suffix",
+    ],
 )
 def test_builtin_plugins_import_no_engine_internals(package: str) -> None:
     """The built-in plugins use sage.llm and sage.llm.proposing, as a third party would."""
@@ -73,3 +80,32 @@ def test_vllm_proposer_is_exported_lazily() -> None:
     assert out.split() == ["False", "True", "False"]
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         _ = proposing.Nope
+
+
+def test_the_engine_tells_a_finishing_proposer_the_whole_output() -> None:
+    """finish() gets every generated token, the last step's too, once per request."""
+    pytest.importorskip("torch")
+    from sage.llm.engines.transformers import TransformersEngine
+    from sage.llm.proposer import FinishingProposer, Proposal
+    from sage.llm.testing.tiny import tiny_llama
+
+    class Recording:
+        def __init__(self) -> None:
+            self.finished: list[list[int]] = []
+
+        def start(self, prompt_ids: Any) -> None: ...
+
+        def propose(self, context_ids: Any, max_tokens: int) -> Proposal:
+            return Proposal([int(context_ids[-1])][:max_tokens])
+
+        def on_verified(self, num_proposed: int, num_accepted: int) -> None: ...
+
+        def finish(self, output_ids: Any) -> None:
+            self.finished.append(list(output_ids))
+
+    proposer = Recording()
+    assert isinstance(proposer, FinishingProposer)
+    engine = TransformersEngine(tiny_llama(64, seed=0))
+    first = engine.generate([5, 6, 7], proposer=proposer, max_tokens=9)
+    second = engine.generate([8, 9], proposer=proposer, max_tokens=4)
+    assert proposer.finished == [first.token_ids, second.token_ids]

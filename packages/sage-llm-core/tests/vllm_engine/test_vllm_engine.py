@@ -38,6 +38,7 @@ BUILTIN_DISTRIBUTIONS = {
     "sage-llm-strategy-ngram",
     "sage-llm-strategy-draft",
     "sage-llm-strategy-dynamic",
+    "sage-llm-strategy-suffix",
 }
 RUNS = [
     "ngram",

@@ -237,6 +237,13 @@ class DynamicProposer:
         self._last = None
         self._verified_at = self.clock()
 
+    def finish(self, output_ids: Sequence[int]) -> None:
+        """Hand the request's end on to an inner proposer that hears it (a
+        :class:`~sage.llm.proposer.FinishingProposer`, such as suffix decoding's cache)."""
+        finish = getattr(self.inner, "finish", None)
+        if callable(finish):
+            finish(output_ids)
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _drafted_last_step(self) -> bool:

@@ -27,6 +27,7 @@ KNOWN_STRATEGIES: tuple[KnownStrategy, ...] = (
     KnownStrategy("eagle", (), "EagleStrategy", "sage-llm-strategy-eagle"),
     KnownStrategy("eagle3", (), "Eagle3Strategy", "sage-llm-strategy-eagle"),
     KnownStrategy("mtp", (), "MTPStrategy", "sage-llm-strategy-eagle"),
+    KnownStrategy("suffix", (), "SuffixStrategy", "sage-llm-strategy-suffix"),
 )
 
 

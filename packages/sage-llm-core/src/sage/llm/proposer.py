@@ -127,6 +127,22 @@ class EarlyStoppingProposer(Proposer, Protocol):
     estimate that the whole draft is accepted) falls below this."""
 
 
+@runtime_checkable
+class FinishingProposer(Proposer, Protocol):
+    """A proposer that hears how each request ended (optional capability).
+
+    When a request ends (end of sequence, token budget or stop string) the reference engine
+    calls :meth:`finish` with every token it generated, the last step's included, which
+    :meth:`~Proposer.propose` never saw. Why: a proposer that learns across requests (suffix
+    decoding caches earlier outputs for later requests) needs a request's whole output, and
+    the next :meth:`~Proposer.start` comes late or never. Proposers without it are not called.
+    """
+
+    def finish(self, output_ids: Sequence[int]) -> None:
+        """The request that began at the last ``start`` ended after generating ``output_ids``."""
+        ...
+
+
 @dataclass(frozen=True)
 class ProposerContext:
     """What the engine tells a strategy when it asks for a proposer."""

@@ -14,6 +14,7 @@ What is here, by job:
 * the contract: :class:`Proposer`, :class:`SeededProposer` (optional ``reseed``),
   :class:`ConfidenceAwareProposer` (optional ``on_target_confidence``),
   :class:`EarlyStoppingProposer` (a model draft's settable early stops),
+  :class:`FinishingProposer` (optional ``finish``),
   :class:`Proposal`, :class:`ProposerContext`, :class:`DraftTiming` (an optional
   ``last_timing`` of a proposer that runs a model);
 * sampling: :class:`SamplingParams` (:func:`sampling_params` builds it from a context),
@@ -56,6 +57,7 @@ from sage.llm.proposer import (
     ConfidenceAwareProposer,
     DraftTiming,
     EarlyStoppingProposer,
+    FinishingProposer,
     Proposal,
     Proposer,
     ProposerContext,
@@ -70,6 +72,7 @@ __all__ = [
     "DraftModel",
     "DraftTiming",
     "EarlyStoppingProposer",
+    "FinishingProposer",
     "InvalidSamplingParamsError",
     "ModelLoadError",
     "Proposal",

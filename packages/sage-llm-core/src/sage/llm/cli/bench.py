@@ -1,5 +1,8 @@
 """``sage-llm bench``: plain vs strategies vs transformers on Spec-Bench prompts, per category.
 
+``--workload`` runs a request stream in order instead (:mod:`sage.llm.bench.workload`), so
+that a strategy's cache across requests counts.
+
 ``--engine vllm`` adds vLLM to the same run: ``vllm:plain`` and ``vllm:<spec>`` rows on the same
 questions and prompt token ids, with vLLM's own acceptance counters (see
 :mod:`sage.llm.bench.methods`).
@@ -56,6 +59,14 @@ if TYPE_CHECKING:
     show_default=True,
     help="Questions per category.",
 )
+@click.option(
+    "--workload",
+    "-w",
+    default=None,
+    help="Run a request stream in order through one engine per method instead of Spec-Bench "
+    "questions, so caches across requests count: 'agentic' (bundled) or a JSON-lines file "
+    "(sage.llm.bench.workload). --questions, --category, --limit and --repeat do not apply.",
+)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option(
     "--repeat",
@@ -101,6 +112,7 @@ def bench(
     questions: Path | None,
     categories: tuple[str, ...],
     limit: int,
+    workload: str | None,
     max_tokens: int,
     repeat: int,
     no_peers: bool,
@@ -125,10 +137,15 @@ def bench(
     from sage.llm.bench.report import machine_info, plot, render_table, write_json
     from sage.llm.bench.runner import Record, run_benchmark
     from sage.llm.bench.summary import failures, summarize
+    from sage.llm.bench.workload import load_workload, run_workload
     from sage.llm.models import default_pack_name, resolve_model
 
     console = Console(stderr=True)
-    picked = select(load_questions(questions), categories or None, limit)
+    requests = load_workload(workload) if workload is not None else None
+    picked = (
+        [] if requests is not None else select(load_questions(questions), categories or None, limit)
+    )
+    count = len(requests) if requests is not None else len(picked)
     methods = plan(strategies, peers=not no_peers, engines=engines)
     model_name = model or default_pack_name()
     path = resolve_model(model_name)
@@ -140,7 +157,7 @@ def bench(
     loaded_dtype = dtype_name(engine)
     exact = exact_dtype(loaded_dtype)
     console.print(
-        f"{model_name} loaded in {load_s:.1f}s; {len(picked)} questions x {len(methods)} "
+        f"{model_name} loaded in {load_s:.1f}s; {count} requests x {len(methods)} "
         f"methods: {', '.join(m.name for m in methods)}"
     )
     columns = (
@@ -149,7 +166,7 @@ def bench(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    total = len(picked) * len(methods)
+    total = count * len(methods)
     # A bar where a terminal shows it; a line per finished run where the output is logged
     # (CI, `| tee`), where rich would print nothing until the table.
     bar = Progress(*columns, console=console) if console.is_terminal else None
@@ -170,21 +187,38 @@ def bench(
         )
 
     with HostLoadMeter() as meter, bar if bar is not None else contextlib.nullcontext():
-        records = run_benchmark(
-            engine,
-            methods,
-            picked,
-            max_tokens=max_tokens,
-            chat=not no_chat,
-            repeat=repeat,
-            on_record=advance,
-            start_vllm=_vllm_starter(path, engine) if "vllm" in engines else None,
-        )
+        start_vllm = _vllm_starter(path, engine) if "vllm" in engines else None
+        if requests is not None:
+            records = run_workload(
+                engine,
+                methods,
+                requests,
+                max_tokens=max_tokens,
+                chat=not no_chat,
+                on_record=advance,
+                start_vllm=start_vllm,
+            )
+        else:
+            records = run_benchmark(
+                engine,
+                methods,
+                picked,
+                max_tokens=max_tokens,
+                chat=not no_chat,
+                repeat=repeat,
+                on_record=advance,
+                start_vllm=start_vllm,
+            )
     host = meter.result
     rows = summarize(records, methods, exact=exact)
+    what = (
+        f"workload {workload}, {count} requests in order"
+        if workload is not None
+        else f"{count} questions (<= {limit}/category)"
+    )
     title = (
-        f"{model_name}, greedy, max {max_tokens} tokens, {len(picked)} questions "
-        f"(<= {limit}/category), device {engine.device}, {loaded_dtype}"
+        f"{model_name}, greedy, max {max_tokens} tokens, {what}, device {engine.device}, "
+        f"{loaded_dtype}"
     )
     stamp = time.strftime("%Y%m%d-%H%M%S")
     json_path = out / f"bench-{stamp}.json"
@@ -199,6 +233,7 @@ def bench(
             "load_seconds": load_s,
             "max_tokens": max_tokens,
             "limit": limit,
+            "workload": workload,
             "repeat": repeat,
             "chat": not no_chat,
             "weight_layout": weight_layout,

@@ -25,6 +25,7 @@ from sage.llm.engines.transformers.vocab import eos_token_ids, output_vocab_size
 from sage.llm.metrics import SpecDecodeMetrics
 from sage.llm.proposer import (
     ConfidenceAwareProposer,
+    FinishingProposer,
     Proposal,
     Proposer,
     ProposerContext,
@@ -317,6 +318,8 @@ class TransformersEngine:
                 metrics.record_step(len(draft), verdict.num_accepted)
                 tokens = verdict.tokens
 
+            if isinstance(proposer, FinishingProposer):  # e.g. to learn across requests
+                proposer.finish(generated)
         metrics.num_generated_tokens = len(generated)
         metrics.wall_time_s = clock() - start
         text = text_out.finish(generated) if text_out is not None else self.decode(generated)

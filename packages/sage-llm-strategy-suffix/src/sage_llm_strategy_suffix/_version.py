@@ -1,0 +1,3 @@
+"""The distribution's version (read by hatchling)."""
+
+__version__ = "1.0.0"

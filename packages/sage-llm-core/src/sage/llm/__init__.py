@@ -43,7 +43,7 @@ from sage.llm.strategy import SpeculativeStrategy
 if TYPE_CHECKING:
     from sage.llm.hookspecs import hookimpl
 
-PLUGIN_API_VERSION = "1.0"
+PLUGIN_API_VERSION = "1.1"
 """The strategy contract's version; plugins declare the ``sage-llm-core`` range they support."""
 
 # Attributes that live in heavier modules, imported on first use.

@@ -1,3 +1,3 @@
 """The distribution's version, read by hatchling at build time (one source of truth)."""
 
-__version__ = "1.0.0"
+__version__ = "1.1.0"

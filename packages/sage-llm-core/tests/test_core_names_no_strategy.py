@@ -30,6 +30,9 @@ NAMES = {"ngram", "draft", "dynamic", "dynamic-lookahead", "draft-model"} | {
 CLASS_NAMES = {"NgramStrategy", "DraftModelStrategy", "DynamicLookaheadStrategy"} | {
     known.class_name for known in KNOWN_STRATEGIES
 }
+OTHER_VOCABULARIES = {Path("server") / "protocol.py": {"suffix"}}
+"""Words that are a strategy's name and also another protocol's: OpenAI's completions request
+has a ``suffix`` field (text after the completion), which the server refuses by that name."""
 PARAMETER_NAMES = {"draft_model_id"}
 """A built-in strategy's own parameter names that are not also vLLM's keys."""
 
@@ -93,6 +96,8 @@ def offences(path: Path, root: Path = SOURCE) -> list[str]:
                         continue  # vLLM's method name, e.g. section["method"] = "ngram"
                     if in_vllm_adapter and inner.value.lower() in VLLM_METHODS:
                         continue  # the vLLM adapter's own vocabulary
+                    if inner.value in OTHER_VOCABULARIES.get(path.relative_to(root), ()):
+                        continue
                     found.append(f"{where}: {inner.value!r}")
                 elif isinstance(inner, ast.Name) and inner.id in CLASS_NAMES | PARAMETER_NAMES:
                     found.append(f"{where}: {inner.id}")

@@ -27,6 +27,7 @@ def test_every_exported_name_exists() -> None:
         "sage-llm-strategy-draft",
         "sage-llm-strategy-dynamic",
         "sage-llm-strategy-suffix",
+        "sage-llm-strategy-eagle",
     ],
 )
 def test_builtin_plugins_import_no_engine_internals(package: str) -> None:

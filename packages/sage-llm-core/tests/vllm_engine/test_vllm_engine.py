@@ -25,6 +25,7 @@ from sage.llm.engines.vllm import generate_cli
 from sage.llm.engines.vllm.errors import ServiceStateError
 from sage.llm.engines.vllm.metrics import GENERATION_TOKENS, own_counters, snapshot
 from sage.llm.engines.vllm.service import GenerationResult, VLLMService, VLLMServiceConfig
+from sage.llm.known import KNOWN_STRATEGIES
 
 pytestmark = [needs_vllm, needs_builtins, pytest.mark.slow, pytest.mark.vllm]
 
@@ -34,12 +35,7 @@ PROMPTS = [
     "1 2 3 4 1 2 3 4 1 2 3",
 ]
 MAX_TOKENS = 32
-BUILTIN_DISTRIBUTIONS = {
-    "sage-llm-strategy-ngram",
-    "sage-llm-strategy-draft",
-    "sage-llm-strategy-dynamic",
-    "sage-llm-strategy-suffix",
-}
+BUILTIN_DISTRIBUTIONS = {known.distribution for known in KNOWN_STRATEGIES}
 RUNS = [
     "ngram",
     "draft-self",

@@ -8,7 +8,7 @@ tokens, not hidden states.
 
 ``validate`` checks what needs no target (the head folder and its kind); the checks against
 the target (hidden size, vocabulary, EAGLE-3 layers, MTP layers) run in the core before vLLM
-starts (:mod:`sage.llm.engines.vllm.heads`).
+starts (``sage.llm.proposing.check_head_kind`` and the core's checks against the target).
 """
 
 from __future__ import annotations
@@ -65,13 +65,13 @@ class HiddenStateStrategy(SpeculativeStrategy):
                 "model must name the head: a local folder or a hub id.",
                 "model",
             )
-        from sage.llm.engines.vllm import heads
+        from sage.llm.proposing import check_head_kind, describe_head, read_head_config
 
         where = "parameter 'model'"
         try:
-            config = heads.read_local_config(self.model, where)
+            config = read_head_config(self.model, where)
             if config is not None and self.method != "mtp":
-                heads.check_head_kind(self.method, heads.describe_head(config), self.model, where)
+                check_head_kind(self.method, describe_head(config), self.model, where)
         except EngineConfigError as exc:
             raise InvalidParameterError(self.strategy_name(), str(exc), "model") from exc
 

@@ -24,6 +24,9 @@ What is here, by job:
   vocabulary checked), :func:`new_kv_cache`, :func:`forward` and :func:`drop_last_tokens`
   (these bridge the transformers versions the core supports);
 * token ids: :func:`eos_token_ids`, :func:`output_vocab_size`, :func:`check_same_vocabulary`;
+* vLLM draft heads (EAGLE, EAGLE-3, MTP checkpoints): :func:`read_head_config`,
+  :func:`describe_head` and :func:`check_head_kind`, for a strategy that checks its head
+  when it is built (the same checks run against the target before vLLM starts);
 * vLLM's ``custom_class`` proposers: :class:`VLLMProposer`, the base class of a proposer that
   vLLM instantiates in its workers (a strategy's ``vllm_proposer_class`` hook; docs/vllm.md).
   Loaded on first use (it imports no vLLM either);
@@ -65,6 +68,8 @@ from sage.llm.proposer import (
 )
 
 if TYPE_CHECKING:
+    from sage.llm.engines.vllm.heads import check_head_kind, describe_head
+    from sage.llm.engines.vllm.heads import read_local_config as read_head_config
     from sage.llm.engines.vllm.proposer import VLLMProposer
 
 __all__ = [
@@ -82,7 +87,9 @@ __all__ = [
     "SeededProposer",
     "VLLMProposer",
     "VocabularyMismatchError",
+    "check_head_kind",
     "check_same_vocabulary",
+    "describe_head",
     "drop_last_tokens",
     "eos_token_ids",
     "forward",
@@ -90,17 +97,30 @@ __all__ = [
     "new_kv_cache",
     "output_vocab_size",
     "probabilities",
+    "read_head_config",
     "sample",
     "sampling_params",
 ]
 
 
+_HEADS = {
+    "read_head_config": "read_local_config",
+    "describe_head": "describe_head",
+    "check_head_kind": "check_head_kind",
+}
+
+
 def __getattr__(name: str) -> Any:
-    """``VLLMProposer`` on first use, so that importing this module loads no engine package."""
+    """``VLLMProposer`` and the head checks on first use, so that importing this module loads
+    no engine package."""
     if name == "VLLMProposer":
         from sage.llm.engines.vllm.proposer import VLLMProposer
 
         return VLLMProposer
+    if name in _HEADS:
+        from sage.llm.engines.vllm import heads
+
+        return getattr(heads, _HEADS[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

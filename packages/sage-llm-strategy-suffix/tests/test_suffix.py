@@ -17,6 +17,8 @@ class TestSuffixConformance(StrategyConformanceTests):
     invalid_params = [
         {"num_speculative_tokens": 0},
         {"max_tree_depth": 1},
+        {"min_match_length": 0},
+        {"min_match_length": 8, "max_tree_depth": 8},
         {"max_cached_requests": -1},
         {"min_token_prob": 1.5},
         {"max_spec_factor": -1.0},
@@ -76,6 +78,12 @@ def test_string_form_parses_types() -> None:
 def test_range_error_names_parameter_and_bound() -> None:
     with pytest.raises(InvalidParameterError, match=r"suffix: parameter 'min_token_prob'"):
         SuffixStrategy(min_token_prob=2.0)
+
+
+def test_min_match_length_must_leave_room_in_the_tree() -> None:
+    with pytest.raises(InvalidParameterError, match=r"min_match_length \(24\) must be below"):
+        SuffixStrategy(min_match_length=24, max_tree_depth=24)
+    assert SuffixStrategy(min_match_length=23, max_tree_depth=24).min_match_length == 23
 
 
 def test_vllm_without_arctic_is_refused_before_vllm_starts(

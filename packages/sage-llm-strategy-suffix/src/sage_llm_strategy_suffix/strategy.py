@@ -70,6 +70,14 @@ class SuffixStrategy(SpeculativeStrategy):
         ge=0.0,
         le=1.0,
     )
+    min_match_length: int = param(
+        2,
+        doc="Propose only after the context's last this-many tokens occurred before (like "
+        "ngram's prompt_lookup_min). Reference engine only: vLLM proposes after 1-token "
+        "matches.",
+        ge=1,
+        le=1023,
+    )
     max_cached_tokens: int = param(
         200_000,
         doc="Reference engine, python backend: the cross-request cache also drops its least "
@@ -84,6 +92,14 @@ class SuffixStrategy(SpeculativeStrategy):
     )
 
     def validate(self) -> None:
+        if self.min_match_length >= self.max_tree_depth:
+            raise InvalidParameterError(
+                self.name,
+                f"min_match_length ({self.min_match_length}) must be below max_tree_depth "
+                f"({self.max_tree_depth}): the tree holds no longer match, so nothing would "
+                "ever be proposed.",
+                "min_match_length",
+            )
         if self.backend == "arctic":
             _require_arctic(self.name, "backend='arctic'", "backend")
 
@@ -123,6 +139,7 @@ class SuffixStrategy(SpeculativeStrategy):
             "max_spec_factor": self.max_spec_factor,
             "min_token_prob": self.min_token_prob,
             "max_cached_requests": self.max_cached_requests,
+            "min_match_length": self.min_match_length,
         }
         use_arctic = self.backend == "arctic" or (self.backend == "auto" and arctic_available())
         if use_arctic:

@@ -56,17 +56,20 @@ def test_apply_writes_exactly_the_suffix_config() -> None:
     }
 
 
-def test_defaults_are_vllms() -> None:
-    """Same defaults as vLLM's suffix_decoding_* fields (0.32), k = the tree depth."""
+def test_defaults_and_the_vllm_arguments_they_write() -> None:
+    """vLLM 0.32's suffix_decoding_* defaults, except two tuned on this CPU
+    (docs/notes/suffix-tuning.md), which vLLM then receives too: a depth of 64 (vLLM: 24) and
+    a spec factor of 2 (vLLM: 1)."""
     strategy = SuffixStrategy()
     assert strategy.vllm_speculative_config() == {
         "method": "suffix",
         "num_speculative_tokens": 24,
-        "suffix_decoding_max_tree_depth": 24,
+        "suffix_decoding_max_tree_depth": 64,
         "suffix_decoding_max_cached_requests": 10000,
-        "suffix_decoding_max_spec_factor": 1.0,
+        "suffix_decoding_max_spec_factor": 2.0,
         "suffix_decoding_min_token_prob": 0.1,
     }
+    assert strategy.min_match_length == 2  # reference engine only: not a vLLM argument
 
 
 def test_string_form_parses_types() -> None:
@@ -114,7 +117,7 @@ def test_vllm_accepts_the_config() -> None:
     strategy.apply(config)
     parsed = SpeculativeConfig(**config["speculative_config"])
     assert (parsed.method, parsed.num_speculative_tokens) == ("suffix", 12)
-    assert parsed.suffix_decoding_max_tree_depth == 24
+    assert parsed.suffix_decoding_max_tree_depth == 64
     assert parsed.suffix_decoding_max_cached_requests == 10000
     assert parsed.suffix_decoding_max_spec_factor == 2.0
     assert parsed.suffix_decoding_min_token_prob == 0.2

@@ -32,12 +32,12 @@ class SuffixProposer:
         self,
         num_speculative_tokens: int,
         *,
-        max_tree_depth: int = 24,
-        max_spec_factor: float = 1.0,
+        max_tree_depth: int = 64,
+        max_spec_factor: float = 2.0,
         min_token_prob: float = 0.1,
         max_cached_requests: int = 10000,
-        max_cached_tokens: int = 200_000,
-        min_match_length: int = 1,
+        max_cached_tokens: int = 64_000,
+        min_match_length: int = 2,
     ) -> None:
         if num_speculative_tokens < 1:
             raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}.")
@@ -119,11 +119,11 @@ class ArcticSuffixProposer:
         self,
         num_speculative_tokens: int,
         *,
-        max_tree_depth: int = 24,
-        max_spec_factor: float = 1.0,
+        max_tree_depth: int = 64,
+        max_spec_factor: float = 2.0,
         min_token_prob: float = 0.1,
         max_cached_requests: int = 10000,
-        min_match_length: int = 1,
+        min_match_length: int = 2,
     ) -> None:
         from arctic_inference.suffix_decoding import SuffixDecodingCache
 

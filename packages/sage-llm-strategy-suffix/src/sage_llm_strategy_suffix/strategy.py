@@ -44,9 +44,10 @@ class SuffixStrategy(SpeculativeStrategy):
         le=64,
     )
     max_tree_depth: int = param(
-        24,
-        doc="Depth of the suffix trees: bounds the match plus the proposal "
-        "(vLLM suffix_decoding_max_tree_depth).",
+        64,
+        doc="Depth of the suffix trees: bounds the match plus the proposal, so 64 lets a "
+        "repeated passage propose the full num_speculative_tokens (vLLM "
+        "suffix_decoding_max_tree_depth, whose own default is 24).",
         ge=2,
         le=1024,
     )
@@ -57,9 +58,9 @@ class SuffixStrategy(SpeculativeStrategy):
         ge=0,
     )
     max_spec_factor: float = param(
-        1.0,
-        doc="A step proposes at most this many tokens per matched token "
-        "(vLLM suffix_decoding_max_spec_factor).",
+        2.0,
+        doc="A step proposes at most this many tokens per matched token, so a 2-token match "
+        "proposes up to 4 (vLLM suffix_decoding_max_spec_factor, whose own default is 1.0).",
         ge=0.0,
         le=64.0,
     )
@@ -79,7 +80,7 @@ class SuffixStrategy(SpeculativeStrategy):
         le=1023,
     )
     max_cached_tokens: int = param(
-        200_000,
+        64_000,
         doc="Reference engine, python backend: the cross-request cache also drops its least "
         "recently used outputs beyond this many tokens (vLLM bounds requests only).",
         ge=0,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from sage_llm_strategy_suffix.cache import ResponseCache
-from sage_llm_strategy_suffix.index import SuffixTree, _Node
+from sage_llm_strategy_suffix.index import Matcher, SuffixTree, _Node
 
 
 def substring_counts(sequences: Sequence[Sequence[int]], depth: int) -> Counter[tuple[int, ...]]:
@@ -77,6 +77,22 @@ def test_length_is_bounded_by_the_match_and_by_the_probability() -> None:
     assert tree.speculate([1], 1, 1.0, min_token_prob=0.8).token_ids == []
 
 
+def test_a_minimum_match_length_skips_shorter_matches() -> None:
+    tree = SuffixTree(16)
+    tree.extend(0, [1, 2, 3, 4, 5, 6, 7])
+    # "9 4": only "4" occurred; a 1-token match proposes, a 2-token minimum does not
+    assert tree.speculate([9, 4], 4, 1.0, min_token_prob=0.1).token_ids == [5]
+    assert tree.speculate([9, 4], 4, 1.0, min_token_prob=0.1, min_match_length=2).token_ids == []
+    # "3 4" occurred: the 2-token match proposes two tokens, and the match is reported
+    draft = tree.speculate([3, 4], 4, 1.0, min_token_prob=0.1, min_match_length=2)
+    assert (draft.token_ids, draft.match_len) == ([5, 6], 2)
+    assert tree.speculate([3, 4], 4, 1.0, min_token_prob=0.1, min_match_length=3).token_ids == []
+    cache = ResponseCache(16, max_requests=4, max_tokens=100)
+    cache.add([1, 2, 3, 4, 5, 6, 7])
+    assert cache.speculate([9, 4], 4, 1.0, 0.1, 2).token_ids == []
+    assert cache.speculate([3, 4], 4, 1.0, 0.1, 2).token_ids == [5, 6]
+
+
 def test_depth_bounds_match_plus_proposal() -> None:
     tree = SuffixTree(4)
     tree.extend(0, list(range(10)))
@@ -103,3 +119,33 @@ def test_cache_evicts_least_recently_used_by_requests_and_tokens() -> None:
     off = ResponseCache(8, max_requests=0, max_tokens=100)
     off.add([1, 2, 3])
     assert len(off) == 0
+
+
+def test_incremental_matches_propose_what_matching_from_the_root_proposes() -> None:
+    """The proposer's per-step shortcuts (a Matcher over the cache, the request tree's own
+    suffix nodes) find the same drafts as matching every length from the root."""
+    rng = random.Random(1)
+    for depth in (3, 8, 24):
+        cache = SuffixTree(depth)
+        for seq in range(4):
+            cache.extend(seq, [rng.randrange(5) for _ in range(40)])
+        local = SuffixTree(depth)
+        matcher = Matcher(cache)
+        context: list[int] = []
+        for _ in range(30):
+            piece = [rng.randrange(5) for _ in range(rng.randrange(1, 4))]
+            context += piece
+            local.extend(0, piece)
+            matcher.extend(piece)
+            for minimum in (1, 2):
+                for tree, nodes in ((cache, matcher.nodes), (local, local.suffix_nodes(0))):
+                    walked = tree.speculate(
+                        context, 6, 1.5, min_token_prob=0.2, min_match_length=minimum
+                    )
+                    stepped = tree.speculate_from(
+                        nodes, 6, 1.5, min_token_prob=0.2, min_match_length=minimum
+                    )
+                    assert (stepped.token_ids, stepped.match_len) == (
+                        walked.token_ids,
+                        walked.match_len,
+                    )

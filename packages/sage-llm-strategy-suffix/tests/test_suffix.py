@@ -17,6 +17,8 @@ class TestSuffixConformance(StrategyConformanceTests):
     invalid_params = [
         {"num_speculative_tokens": 0},
         {"max_tree_depth": 1},
+        {"min_match_length": 0},
+        {"min_match_length": 8, "max_tree_depth": 8},
         {"max_cached_requests": -1},
         {"min_token_prob": 1.5},
         {"max_spec_factor": -1.0},
@@ -54,17 +56,20 @@ def test_apply_writes_exactly_the_suffix_config() -> None:
     }
 
 
-def test_defaults_are_vllms() -> None:
-    """Same defaults as vLLM's suffix_decoding_* fields (0.32), k = the tree depth."""
+def test_defaults_and_the_vllm_arguments_they_write() -> None:
+    """vLLM 0.32's suffix_decoding_* defaults, except two tuned on this CPU
+    (docs/notes/suffix-tuning.md), which vLLM then receives too: a depth of 64 (vLLM: 24) and
+    a spec factor of 2 (vLLM: 1)."""
     strategy = SuffixStrategy()
     assert strategy.vllm_speculative_config() == {
         "method": "suffix",
         "num_speculative_tokens": 24,
-        "suffix_decoding_max_tree_depth": 24,
+        "suffix_decoding_max_tree_depth": 64,
         "suffix_decoding_max_cached_requests": 10000,
-        "suffix_decoding_max_spec_factor": 1.0,
+        "suffix_decoding_max_spec_factor": 2.0,
         "suffix_decoding_min_token_prob": 0.1,
     }
+    assert strategy.min_match_length == 2  # reference engine only: not a vLLM argument
 
 
 def test_string_form_parses_types() -> None:
@@ -76,6 +81,12 @@ def test_string_form_parses_types() -> None:
 def test_range_error_names_parameter_and_bound() -> None:
     with pytest.raises(InvalidParameterError, match=r"suffix: parameter 'min_token_prob'"):
         SuffixStrategy(min_token_prob=2.0)
+
+
+def test_min_match_length_must_leave_room_in_the_tree() -> None:
+    with pytest.raises(InvalidParameterError, match=r"min_match_length \(24\) must be below"):
+        SuffixStrategy(min_match_length=24, max_tree_depth=24)
+    assert SuffixStrategy(min_match_length=23, max_tree_depth=24).min_match_length == 23
 
 
 def test_vllm_without_arctic_is_refused_before_vllm_starts(
@@ -106,7 +117,7 @@ def test_vllm_accepts_the_config() -> None:
     strategy.apply(config)
     parsed = SpeculativeConfig(**config["speculative_config"])
     assert (parsed.method, parsed.num_speculative_tokens) == ("suffix", 12)
-    assert parsed.suffix_decoding_max_tree_depth == 24
+    assert parsed.suffix_decoding_max_tree_depth == 64
     assert parsed.suffix_decoding_max_cached_requests == 10000
     assert parsed.suffix_decoding_max_spec_factor == 2.0
     assert parsed.suffix_decoding_min_token_prob == 0.2

@@ -96,8 +96,27 @@ def test_a_repeated_request_reuses_the_first_output(tiny: Any, backend: str) -> 
     assert second.metrics.mean_accepted_length > alone_again.metrics.mean_accepted_length
 
 
+@pytest.mark.parametrize("backend", backends())
+def test_min_match_length_holds_back_one_token_matches(backend: str) -> None:
+    """The proposer reads the prompt: after a token that occurred once, a 1-token minimum
+    proposes its continuation, a 2-token minimum waits for a second matching token."""
+    prompt = [5, 6, 7, 8, 9, 10, 11, 12]
+    for minimum, after_one, after_two in ((1, [7], [7, 8]), (2, [], [7, 8])):
+        strategy = get_strategy(
+            "suffix",
+            num_speculative_tokens=4,
+            min_match_length=minimum,
+            max_spec_factor=1.0,
+            backend=backend,
+        )
+        proposer = strategy.make_proposer(None)  # type: ignore[arg-type]
+        proposer.start(prompt)
+        assert list(proposer.propose([*prompt, 3, 6], 4).token_ids) == after_one
+        assert list(proposer.propose([*prompt, 3, 6, 7, 5, 6], 4).token_ids) == after_two
+
+
 def test_finish_commits_the_whole_output_and_start_commits_what_was_seen() -> None:
-    proposer = SuffixProposer(4, max_spec_factor=4.0)
+    proposer = SuffixProposer(4, max_spec_factor=4.0, min_match_length=1)
     assert isinstance(proposer, FinishingProposer)
     proposer.start([1, 2])
     proposer.propose([1, 2, 30, 31], 4)
@@ -111,7 +130,7 @@ def test_finish_commits_the_whole_output_and_start_commits_what_was_seen() -> No
 
 
 def test_a_continuation_from_the_cache_that_is_accepted_stays_cached() -> None:
-    proposer = SuffixProposer(4, max_spec_factor=4.0, max_cached_requests=2)
+    proposer = SuffixProposer(4, max_spec_factor=4.0, max_cached_requests=2, min_match_length=1)
     for output in ([10, 11, 12], [20, 21, 22]):
         proposer.start([1])
         proposer.finish(output)

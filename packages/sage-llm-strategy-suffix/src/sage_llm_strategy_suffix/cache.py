@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Sequence
 
-from sage_llm_strategy_suffix.index import Draft, SuffixTree
+from sage_llm_strategy_suffix.index import Draft, Matcher, SuffixTree
 
 
 class ResponseCache:
@@ -67,9 +67,37 @@ class ResponseCache:
         max_spec_tokens: int,
         max_spec_factor: float,
         min_token_prob: float,
+        min_match_length: int = 1,
     ) -> Draft:
         if not self._recent:
             return Draft()
         return self.tree.speculate(
-            context, max_spec_tokens, max_spec_factor, min_token_prob=min_token_prob
+            context,
+            max_spec_tokens,
+            max_spec_factor,
+            min_token_prob=min_token_prob,
+            min_match_length=min_match_length,
+        )
+
+    def matcher(self) -> Matcher:
+        """A :class:`Matcher` for one request's context; valid until the next :meth:`add`."""
+        return Matcher(self.tree)
+
+    def speculate_from(
+        self,
+        matcher: Matcher,
+        max_spec_tokens: int,
+        max_spec_factor: float,
+        min_token_prob: float,
+        min_match_length: int = 1,
+    ) -> Draft:
+        """:meth:`speculate` for the context ``matcher`` has followed."""
+        if not self._recent:
+            return Draft()
+        return self.tree.speculate_from(
+            matcher.nodes,
+            max_spec_tokens,
+            max_spec_factor,
+            min_token_prob=min_token_prob,
+            min_match_length=min_match_length,
         )

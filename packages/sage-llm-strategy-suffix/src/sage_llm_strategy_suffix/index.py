@@ -12,6 +12,9 @@ context's last ``m`` tokens occur, walk the most frequent continuation while its
 probability (the product of ``child.count / node.count`` along the path) stays at or above
 ``min_token_prob``, for at most ``max_spec_factor * m + max_spec_offset`` tokens; the candidate
 with the highest score (the sum of those probabilities; a longer match wins a tie) is proposed.
+Candidates are tried by their budget, largest first, and the search stops where no budget left
+can beat the best score: a repeated passage matched at every depth costs one walk, not one per
+match length.
 A longer match earns a longer draft, and a continuation seen only once after a short match is
 cut where it stops being the likely one.
 """
@@ -114,23 +117,90 @@ class SuffixTree:
         max_spec_factor: float = 1.0,
         max_spec_offset: float = 0.0,
         min_token_prob: float = 0.1,
+        min_match_length: int = 1,
     ) -> Draft:
-        """The best-scoring continuation of ``context`` (see the module docstring)."""
-        best = Draft()
-        if max_spec_tokens <= 0:
-            return best
-        longest = min(len(context), self.max_depth - 1)
-        for length in range(1, longest + 1):
+        """The best-scoring continuation of ``context`` (see the module docstring), continuing
+        a match of at least ``min_match_length`` tokens."""
+        matches: list[_Node] = []
+        for length in range(1, min(len(context), self.max_depth - 1) + 1):
             node = self.match(context, length)
             if node is None:  # a longer suffix cannot occur when this one does not
                 break
+            matches.append(node)
+        return self.speculate_from(
+            matches,
+            max_spec_tokens,
+            max_spec_factor,
+            max_spec_offset,
+            min_token_prob,
+            min_match_length,
+        )
+
+    def suffix_nodes(self, seq: int) -> list[_Node]:
+        """The nodes of sequence ``seq``'s last 1, 2, ... tokens, kept as it grows: what
+        :meth:`speculate` would look up for a context equal to that sequence."""
+        return self._active.get(seq, [])
+
+    def speculate_from(
+        self,
+        matches: Sequence[_Node],
+        max_spec_tokens: int,
+        max_spec_factor: float = 1.0,
+        max_spec_offset: float = 0.0,
+        min_token_prob: float = 0.1,
+        min_match_length: int = 1,
+    ) -> Draft:
+        """:meth:`speculate` given the nodes of the context's last 1, 2, ... tokens (a
+        :class:`Matcher`'s, or :meth:`suffix_nodes`), so a step needs no walk from the root
+        per match length (quadratic in ``max_depth``)."""
+        best = Draft()
+        if max_spec_tokens <= 0:
+            return best
+        candidates = []  # (budget, match length), the most promising first
+        for length in range(min_match_length, min(len(matches), self.max_depth - 1) + 1):
             budget = int(length * max_spec_factor + max_spec_offset + 1e-6)
-            budget = min(max_spec_tokens, budget, self.max_depth - length)
-            draft = _follow(node, budget, min_token_prob)
-            if draft.score >= best.score:
+            candidates.append((min(max_spec_tokens, budget, self.max_depth - length), length))
+        candidates.sort(reverse=True)
+        for budget, length in candidates:
+            # a draft scores at most its budget (probabilities are <= 1): once no candidate
+            # left can beat the best, or tie it from a longer match, the rest are skipped
+            if budget < best.score:
+                break
+            if budget == best.score and length < best.match_len:
+                continue
+            draft = _follow(matches[length - 1], budget, min_token_prob)
+            if (draft.score, length) > (best.score, best.match_len):
                 draft.match_len = length
                 best = draft
         return best
+
+
+class Matcher:
+    """Where a growing context's suffixes occur in a tree that does not change meanwhile (the
+    cache of earlier outputs during one request): appending a token steps each matched suffix
+    to its child, ``O(max_depth)``, instead of matching every length again each step."""
+
+    def __init__(self, tree: SuffixTree) -> None:
+        self.tree = tree
+        self.nodes: list[_Node] = []  # the nodes of the context's last 1, 2, ... tokens
+
+    def extend(self, tokens: Sequence[int]) -> None:
+        root = self.tree.root
+        longest = self.tree.max_depth - 1
+        nodes = self.nodes
+        for token in tokens:
+            first = root.children.get(token)
+            if first is None:
+                nodes = []
+                continue
+            stepped = [first]
+            for node in nodes[: longest - 1]:
+                child = node.children.get(token)
+                if child is None:  # nor does any longer suffix occur
+                    break
+                stepped.append(child)
+            nodes = stepped
+        self.nodes = nodes
 
 
 def _follow(node: _Node, budget: int, min_token_prob: float) -> Draft:

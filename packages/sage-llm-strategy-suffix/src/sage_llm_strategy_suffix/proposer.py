@@ -20,7 +20,7 @@ from typing import Any
 
 from sage.llm.proposer import Proposal
 from sage_llm_strategy_suffix.cache import ResponseCache
-from sage_llm_strategy_suffix.index import SuffixTree
+from sage_llm_strategy_suffix.index import Matcher, SuffixTree
 
 _LOCAL = 0  # the per-request tree's only sequence id
 
@@ -32,11 +32,12 @@ class SuffixProposer:
         self,
         num_speculative_tokens: int,
         *,
-        max_tree_depth: int = 24,
-        max_spec_factor: float = 1.0,
+        max_tree_depth: int = 64,
+        max_spec_factor: float = 2.0,
         min_token_prob: float = 0.1,
         max_cached_requests: int = 10000,
-        max_cached_tokens: int = 200_000,
+        max_cached_tokens: int = 64_000,
+        min_match_length: int = 2,
     ) -> None:
         if num_speculative_tokens < 1:
             raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}.")
@@ -44,8 +45,10 @@ class SuffixProposer:
         self.max_tree_depth = max_tree_depth
         self.max_spec_factor = max_spec_factor
         self.min_token_prob = min_token_prob
+        self.min_match_length = min_match_length
         self.cache = ResponseCache(max_tree_depth, max_cached_requests, max_cached_tokens)
         self._local: SuffixTree | None = None
+        self._matcher: Matcher | None = None  # the context in the cache (fixed per request)
         self._prompt_len = 0
         self._seen: list[int] = []  # the request's tokens the local tree holds
         self._source = -1  # the cached output the last proposal came from (-1: this request)
@@ -57,25 +60,36 @@ class SuffixProposer:
         self._seen = list(prompt_ids)
         self._prompt_len = len(self._seen)
         self._local.extend(_LOCAL, self._seen)
+        self._matcher = self.cache.matcher()
+        self._matcher.extend(self._seen)
         self._source = -1
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
         if self._local is None or len(context_ids) < len(self._seen):
             self.start(())  # a new request that did not call start()
-        local = self._local
+        local, matcher = self._local, self._matcher
         assert local is not None
+        assert matcher is not None
         new = context_ids[len(self._seen) :]
         if new:
             local.extend(_LOCAL, new)
+            matcher.extend(new)
             self._seen.extend(new)
         self._source = -1
         k = min(self.num_speculative_tokens, max_tokens)
         if k <= 0:
             return Proposal([])
-        own = local.speculate(
-            context_ids, k, self.max_spec_factor, min_token_prob=self.min_token_prob
+        # the local tree holds exactly the context: its own suffix nodes are the matches
+        own = local.speculate_from(
+            local.suffix_nodes(_LOCAL),
+            k,
+            self.max_spec_factor,
+            min_token_prob=self.min_token_prob,
+            min_match_length=self.min_match_length,
         )
-        cached = self.cache.speculate(context_ids, k, self.max_spec_factor, self.min_token_prob)
+        cached = self.cache.speculate_from(
+            matcher, k, self.max_spec_factor, self.min_token_prob, self.min_match_length
+        )
         if cached.score > own.score:
             self._source = cached.seq
             return Proposal(cached.token_ids)
@@ -89,6 +103,7 @@ class SuffixProposer:
         """The request ended with ``output_ids``: cache them for the requests that follow."""
         self.cache.add(output_ids)
         self._local = None
+        self._matcher = None
         self._seen = []
         self._prompt_len = 0
 
@@ -104,10 +119,11 @@ class ArcticSuffixProposer:
         self,
         num_speculative_tokens: int,
         *,
-        max_tree_depth: int = 24,
-        max_spec_factor: float = 1.0,
+        max_tree_depth: int = 64,
+        max_spec_factor: float = 2.0,
         min_token_prob: float = 0.1,
         max_cached_requests: int = 10000,
+        min_match_length: int = 2,
     ) -> None:
         from arctic_inference.suffix_decoding import SuffixDecodingCache
 
@@ -115,6 +131,7 @@ class ArcticSuffixProposer:
         self.max_tree_depth = max_tree_depth
         self.max_spec_factor = max_spec_factor
         self.min_token_prob = min_token_prob
+        self.min_match_length = min_match_length
         self.cache: Any = SuffixDecodingCache(max_tree_depth, max_cached_requests)
         self._request = -1
         self._active = False
@@ -144,6 +161,10 @@ class ArcticSuffixProposer:
             max_spec_factor=self.max_spec_factor,
             min_token_prob=self.min_token_prob,
         )
+        if draft.match_len < self.min_match_length:
+            # arctic has no minimum match: its best draft continues a shorter match, so
+            # none is proposed (a longer match's lower-scoring draft is not looked for)
+            return Proposal([])
         return Proposal([int(t) for t in draft.token_ids])
 
     def on_verified(self, num_proposed: int, num_accepted: int) -> None:

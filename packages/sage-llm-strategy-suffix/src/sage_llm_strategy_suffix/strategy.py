@@ -44,9 +44,10 @@ class SuffixStrategy(SpeculativeStrategy):
         le=64,
     )
     max_tree_depth: int = param(
-        24,
-        doc="Depth of the suffix trees: bounds the match plus the proposal "
-        "(vLLM suffix_decoding_max_tree_depth).",
+        64,
+        doc="Depth of the suffix trees: bounds the match plus the proposal, so 64 lets a "
+        "repeated passage propose the full num_speculative_tokens (vLLM "
+        "suffix_decoding_max_tree_depth, whose own default is 24).",
         ge=2,
         le=1024,
     )
@@ -57,9 +58,9 @@ class SuffixStrategy(SpeculativeStrategy):
         ge=0,
     )
     max_spec_factor: float = param(
-        1.0,
-        doc="A step proposes at most this many tokens per matched token "
-        "(vLLM suffix_decoding_max_spec_factor).",
+        2.0,
+        doc="A step proposes at most this many tokens per matched token, so a 2-token match "
+        "proposes up to 4 (vLLM suffix_decoding_max_spec_factor, whose own default is 1.0).",
         ge=0.0,
         le=64.0,
     )
@@ -70,8 +71,16 @@ class SuffixStrategy(SpeculativeStrategy):
         ge=0.0,
         le=1.0,
     )
+    min_match_length: int = param(
+        2,
+        doc="Propose only after the context's last this-many tokens occurred before (like "
+        "ngram's prompt_lookup_min). Reference engine only: vLLM proposes after 1-token "
+        "matches.",
+        ge=1,
+        le=1023,
+    )
     max_cached_tokens: int = param(
-        200_000,
+        64_000,
         doc="Reference engine, python backend: the cross-request cache also drops its least "
         "recently used outputs beyond this many tokens (vLLM bounds requests only).",
         ge=0,
@@ -84,6 +93,14 @@ class SuffixStrategy(SpeculativeStrategy):
     )
 
     def validate(self) -> None:
+        if self.min_match_length >= self.max_tree_depth:
+            raise InvalidParameterError(
+                self.name,
+                f"min_match_length ({self.min_match_length}) must be below max_tree_depth "
+                f"({self.max_tree_depth}): the tree holds no longer match, so nothing would "
+                "ever be proposed.",
+                "min_match_length",
+            )
         if self.backend == "arctic":
             _require_arctic(self.name, "backend='arctic'", "backend")
 
@@ -123,6 +140,7 @@ class SuffixStrategy(SpeculativeStrategy):
             "max_spec_factor": self.max_spec_factor,
             "min_token_prob": self.min_token_prob,
             "max_cached_requests": self.max_cached_requests,
+            "min_match_length": self.min_match_length,
         }
         use_arctic = self.backend == "arctic" or (self.backend == "auto" and arctic_available())
         if use_arctic:

@@ -43,7 +43,7 @@ def run(target: Path, spec: str | None, eager: bool, max_tokens: int) -> dict[st
         result = service.generate([PROMPT], max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
     m = result.metrics
     return {
-        "tokens": result.token_ids[0],
+        "tokens": list(result.token_ids),
         "draft_tokens": m.num_draft_tokens,
         "accepted_tokens": m.num_accepted_tokens,
         "wall_s": round(m.wall_time_s, 4),

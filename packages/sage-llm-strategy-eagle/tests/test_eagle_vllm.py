@@ -79,7 +79,7 @@ def _generate(target: Path, spec: str | None) -> tuple[list[int], Any]:
     )
     with VLLMService(config) as service:
         result = service.generate([PROMPT], max_tokens=MAX_TOKENS, temperature=0.0, ignore_eos=True)
-    return result.token_ids[0], result.metrics
+    return list(result.token_ids), result.metrics
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ token, sampling by chi-square) with the cross-request cache on, and the cache's 
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from sage.llm import get_strategy
 from sage.llm.proposer import FinishingProposer
 from sage.llm.testing import ProposerConformanceTests
+from sage.llm.testing.statistics import chi2_critical, chi_square
 from sage_llm_strategy_suffix.proposer import SuffixProposer, arctic_available
 
 VOCAB = 128
@@ -148,31 +148,6 @@ def test_a_continuation_from_the_cache_that_is_accepted_stays_cached() -> None:
 SAMPLES = 1200
 SMALL_VOCAB = 6
 PROMPT = [1, 2, 3, 1, 2, 4, 1, 2, 0, 5]
-
-
-def chi2_critical(df: int, z: float = 3.09) -> float:
-    """Wilson-Hilferty approximation of the chi-square quantile (z = 3.09: p = 0.001)."""
-    h = 2.0 / (9.0 * df)
-    return df * (1.0 - h + z * math.sqrt(h)) ** 3
-
-
-def chi_square(counts: dict[Any, int], probs: dict[Any, float], total: int) -> tuple[float, int]:
-    """Chi-square over cells, pooling cells with expected count < 5 into one."""
-    stat, df = 0.0, -1
-    pooled_obs = pooled_exp = 0.0
-    for cell, p in probs.items():
-        expected, observed = p * total, counts.get(cell, 0)
-        if expected < 5:
-            pooled_obs += observed
-            pooled_exp += expected
-            continue
-        stat += (observed - expected) ** 2 / expected
-        df += 1
-    if pooled_exp > 0:
-        stat += (pooled_obs - pooled_exp) ** 2 / pooled_exp
-        df += 1
-    assert not [k for k in counts if probs.get(k, 0.0) == 0.0], "impossible tokens drawn"
-    return stat, df
 
 
 def test_sampling_matches_the_target_with_the_cache_on() -> None:

@@ -8,7 +8,6 @@ distribution computed from the model's own probabilities, with a chi-square boun
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ import torch
 
 from sage.llm.engines.transformers import SamplingParams, TransformersEngine
 from sage.llm.engines.transformers.sampling import probabilities
+from sage.llm.testing.statistics import chi2_critical, chi_square
 from sage.llm.testing.tiny import noisy_copy, tiny_llama
 from sage_llm_strategy_draft.proposer import DraftModelProposer
 from sage_llm_strategy_ngram.proposer import NgramProposer
@@ -24,33 +24,6 @@ VOCAB = 6
 SAMPLES = 1500
 PROMPT = [1, 2, 3, 1, 2, 4, 1, 2, 0, 5]  # rich in n-grams: prompt lookup usually proposes
 SAMPLING = SamplingParams(temperature=1.0, top_k=5)
-
-
-def chi2_critical(df: int, z: float = 3.09) -> float:
-    """Wilson-Hilferty approximation of the chi-square quantile (z = 3.09: p = 0.001)."""
-    h = 2.0 / (9.0 * df)
-    return df * (1.0 - h + z * math.sqrt(h)) ** 3
-
-
-def chi_square(counts: dict[Any, int], probs: dict[Any, float], total: int) -> tuple[float, int]:
-    """Chi-square over cells, pooling cells with expected count < 5 into one."""
-    stat, df = 0.0, -1
-    pooled_obs = pooled_exp = 0.0
-    for cell, p in probs.items():
-        expected = p * total
-        observed = counts.get(cell, 0)
-        if expected < 5:
-            pooled_obs += observed
-            pooled_exp += expected
-            continue
-        stat += (observed - expected) ** 2 / expected
-        df += 1
-    if pooled_exp > 0:
-        stat += (pooled_obs - pooled_exp) ** 2 / pooled_exp
-        df += 1
-    extra = sum(v for k, v in counts.items() if probs.get(k, 0.0) == 0.0)
-    assert extra == 0, "tokens with zero target probability were generated"
-    return stat, df
 
 
 @pytest.fixture(scope="module")

@@ -109,10 +109,7 @@ class TransformersBackend(EngineBackend):
         ids = self.prompt_ids(request)
         param = "prompt" if request.messages is None else "messages"
         check_token_ids(ids, input_vocab_size(engine.model), param)
-        limit = getattr(engine.model.config, "max_position_embeddings", None)
-        check_context(
-            len(ids), request.max_tokens, limit if isinstance(limit, int) else None, param
-        )
+        check_context(len(ids), request.max_tokens, self.max_model_len(), param)
         return ids
 
     def serve_one(self, ctx: WorkerContext, handle: RequestHandle, decision: Decision) -> None:

@@ -86,25 +86,9 @@ def speculators_eagle3_config(**overrides: Any) -> dict[str, Any]:
 
 def write_tokenizer(path: Path) -> None:
     """A byte-level word tokenizer of VOCAB entries (any text round-trips, no download)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from sage.llm.testing.tiny import save_byte_tokenizer
 
-    vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[ch] = len(vocab)
-    while len(vocab) < VOCAB:
-        vocab[f"<extra_{len(vocab)}>"] = len(vocab)
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            pre_tokenizers.Split("", "isolated"),
-        ]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
-    ).save_pretrained(path)
+    save_byte_tokenizer(path, VOCAB)
 
 
 def _decoder_layer(prefix: str, qkv_in: int, seed: int) -> dict[str, Any]:

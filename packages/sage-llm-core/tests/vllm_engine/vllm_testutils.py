@@ -44,26 +44,12 @@ needs_builtins = pytest.mark.skipif(
 def build_tiny_llama(path: Path, *, vocab_size: int = 512, seed: int = 0, layers: int = 2) -> Path:
     """Write config, weights (safetensors) and tokenizer of a random Llama into ``path``."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from sage.llm.testing.tiny import save_byte_tokenizer
 
     path.mkdir(parents=True, exist_ok=True)
-    vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
-    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
-        vocab[ch] = len(vocab)
-    while len(vocab) < vocab_size:
-        vocab[f"<extra_{len(vocab)}>"] = len(vocab)
-    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-            pre_tokenizers.Split("", "isolated"),
-        ]
-    )
-    tokenizer.decoder = decoders.ByteLevel()
-    PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
-    ).save_pretrained(path)
+    save_byte_tokenizer(path, vocab_size)
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=vocab_size,

@@ -80,6 +80,32 @@ def char_tokenizer() -> Any:
     return tokenizer
 
 
+def save_byte_tokenizer(path: Path, vocab_size: int) -> None:
+    """Save a byte-level word tokenizer of ``vocab_size`` entries into ``path``: any text
+    round-trips (one token per byte), which vLLM's tests need where the character tokenizer
+    would map unknown characters to <unk>."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    while len(vocab) < vocab_size:
+        vocab[f"<extra_{len(vocab)}>"] = len(vocab)
+    tokenizer = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            pre_tokenizers.Split("", "isolated"),
+        ]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    make_tokenizer: Any = PreTrainedTokenizerFast  # untyped constructor
+    make_tokenizer(
+        tokenizer_object=tokenizer, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+    ).save_pretrained(path)
+
+
 def save_tiny_model(
     directory: Path, vocab_size: int, seed: int, with_tokenizer: bool = True
 ) -> Path:

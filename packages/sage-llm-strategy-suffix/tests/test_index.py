@@ -137,6 +137,9 @@ def test_incremental_matches_propose_what_matching_from_the_root_proposes() -> N
             context += piece
             local.extend(0, piece)
             matcher.extend(piece)
+            whole = Matcher(cache)  # a prompt arrives at once: only its tail is matched
+            whole.extend(context)
+            assert whole.nodes == matcher.nodes
             for minimum in (1, 2):
                 for tree, nodes in ((cache, matcher.nodes), (local, local.suffix_nodes(0))):
                     walked = tree.speculate(

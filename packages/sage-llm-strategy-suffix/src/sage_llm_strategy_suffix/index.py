@@ -188,6 +188,11 @@ class Matcher:
         root = self.tree.root
         longest = self.tree.max_depth - 1
         nodes = self.nodes
+        if 0 < longest <= len(tokens):
+            # the matches depend on the last ``longest`` tokens only: a prompt of n tokens
+            # costs O(max_depth^2) steps, not O(n * max_depth)
+            nodes = []
+            tokens = tokens[len(tokens) - longest :]
         for token in tokens:
             first = root.children.get(token)
             if first is None:

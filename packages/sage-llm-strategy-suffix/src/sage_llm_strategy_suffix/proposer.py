@@ -1,8 +1,10 @@
 """The suffix strategy's per-step proposers: the pure-Python index, or arctic-inference's cache.
 
-Both keep one tree per request (its prompt and everything generated so far) and one tree of
-earlier requests' outputs shared by every request the proposer serves; each step they propose
-the better-scoring of the two trees' speculations (see :mod:`~sage_llm_strategy_suffix.index`).
+Both match the context's end in the request itself (its prompt and everything generated so far)
+and in one tree of earlier requests' outputs shared by every request the proposer serves; each
+step they propose the better-scoring of the two speculations (see
+:mod:`~sage_llm_strategy_suffix.index`). The pure-Python proposer indexes the request by
+position (:mod:`~sage_llm_strategy_suffix.request_index`: the trie's drafts, built in O(n)).
 The reference engine keeps one proposer per strategy and sampling settings for its lifetime, so
 the shared tree is the engine's: ``sage-llm serve`` and the control plane gain from earlier
 requests, a single ``sage-llm generate`` has nothing earlier to gain from.
@@ -20,9 +22,8 @@ from typing import Any
 
 from sage.llm.proposer import Proposal
 from sage_llm_strategy_suffix.cache import ResponseCache
-from sage_llm_strategy_suffix.index import Matcher, SuffixTree
-
-_LOCAL = 0  # the per-request tree's only sequence id
+from sage_llm_strategy_suffix.index import Matcher
+from sage_llm_strategy_suffix.request_index import RequestIndex
 
 
 class SuffixProposer:
@@ -47,19 +48,19 @@ class SuffixProposer:
         self.min_token_prob = min_token_prob
         self.min_match_length = min_match_length
         self.cache = ResponseCache(max_tree_depth, max_cached_requests, max_cached_tokens)
-        self._local: SuffixTree | None = None
+        self._local: RequestIndex | None = None
         self._matcher: Matcher | None = None  # the context in the cache (fixed per request)
         self._prompt_len = 0
-        self._seen: list[int] = []  # the request's tokens the local tree holds
+        self._seen: list[int] = []  # the request's tokens the request index holds
         self._source = -1  # the cached output the last proposal came from (-1: this request)
 
     def start(self, prompt_ids: Sequence[int]) -> None:
         if self._local is not None:  # the previous request never reached finish()
             self.cache.add(self._seen[self._prompt_len :])
-        self._local = SuffixTree(self.max_tree_depth)
+        self._local = RequestIndex(self.max_tree_depth, self.min_match_length)
         self._seen = list(prompt_ids)
         self._prompt_len = len(self._seen)
-        self._local.extend(_LOCAL, self._seen)
+        self._local.extend(self._seen)
         self._matcher = self.cache.matcher()
         self._matcher.extend(self._seen)
         self._source = -1
@@ -72,21 +73,14 @@ class SuffixProposer:
         assert matcher is not None
         new = context_ids[len(self._seen) :]
         if new:
-            local.extend(_LOCAL, new)
+            local.extend(new)
             matcher.extend(new)
             self._seen.extend(new)
         self._source = -1
         k = min(self.num_speculative_tokens, max_tokens)
         if k <= 0:
             return Proposal([])
-        # the local tree holds exactly the context: its own suffix nodes are the matches
-        own = local.speculate_from(
-            local.suffix_nodes(_LOCAL),
-            k,
-            self.max_spec_factor,
-            min_token_prob=self.min_token_prob,
-            min_match_length=self.min_match_length,
-        )
+        own = local.speculate(k, self.max_spec_factor, min_token_prob=self.min_token_prob)
         cached = self.cache.speculate_from(
             matcher, k, self.max_spec_factor, self.min_token_prob, self.min_match_length
         )

@@ -69,7 +69,8 @@ def test_defaults_and_the_vllm_arguments_they_write() -> None:
         "suffix_decoding_max_spec_factor": 2.0,
         "suffix_decoding_min_token_prob": 0.1,
     }
-    assert strategy.min_match_length == 2  # reference engine only: not a vLLM argument
+    # reference engine only: not vLLM arguments
+    assert (strategy.min_match_length, strategy.cache_min_match_length) == (2, 3)
 
 
 def test_string_form_parses_types() -> None:
@@ -87,6 +88,8 @@ def test_min_match_length_must_leave_room_in_the_tree() -> None:
     with pytest.raises(InvalidParameterError, match=r"min_match_length \(24\) must be below"):
         SuffixStrategy(min_match_length=24, max_tree_depth=24)
     assert SuffixStrategy(min_match_length=23, max_tree_depth=24).min_match_length == 23
+    with pytest.raises(InvalidParameterError, match=r"cache_min_match_length \(24\) must be"):
+        SuffixStrategy(cache_min_match_length=24, max_tree_depth=24)
 
 
 def test_vllm_without_arctic_is_refused_before_vllm_starts(

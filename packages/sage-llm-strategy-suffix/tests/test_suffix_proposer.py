@@ -115,8 +115,29 @@ def test_min_match_length_holds_back_one_token_matches(backend: str) -> None:
         assert list(proposer.propose([*prompt, 3, 6, 7, 5, 6], 4).token_ids) == after_two
 
 
+def test_the_cache_of_earlier_outputs_waits_for_a_longer_match() -> None:
+    """A 2-token match proposes from the request's own text but not from an earlier output
+    (``cache_min_match_length=3``); a third matching token lets the cache propose."""
+    proposer = SuffixProposer(8, max_spec_factor=4.0)
+    proposer.start([1])
+    proposer.finish([10, 11, 12, 13, 14, 15])
+    proposer.start([20, 21, 22, 23])
+    assert proposer.propose([20, 21, 22, 23, 9, 20, 21], 8).token_ids == [22, 23, 9, 20, 21]
+    assert proposer.propose([20, 21, 22, 23, 9, 20, 21, 5, 10, 11], 8).token_ids == []
+    assert proposer.propose([20, 21, 22, 23, 9, 20, 21, 5, 10, 11, 12], 8).token_ids == [
+        13,
+        14,
+        15,
+    ]
+    eager = SuffixProposer(8, max_spec_factor=4.0, cache_min_match_length=2)
+    eager.start([1])
+    eager.finish([10, 11, 12, 13, 14, 15])
+    eager.start([20, 21, 22, 23])
+    assert eager.propose([20, 21, 22, 23, 5, 10, 11], 8).token_ids == [12, 13, 14, 15]
+
+
 def test_finish_commits_the_whole_output_and_start_commits_what_was_seen() -> None:
-    proposer = SuffixProposer(4, max_spec_factor=4.0, min_match_length=1)
+    proposer = SuffixProposer(4, max_spec_factor=4.0, min_match_length=1, cache_min_match_length=1)
     assert isinstance(proposer, FinishingProposer)
     proposer.start([1, 2])
     proposer.propose([1, 2, 30, 31], 4)
@@ -130,7 +151,9 @@ def test_finish_commits_the_whole_output_and_start_commits_what_was_seen() -> No
 
 
 def test_a_continuation_from_the_cache_that_is_accepted_stays_cached() -> None:
-    proposer = SuffixProposer(4, max_spec_factor=4.0, max_cached_requests=2, min_match_length=1)
+    proposer = SuffixProposer(
+        4, max_spec_factor=4.0, max_cached_requests=2, min_match_length=1, cache_min_match_length=1
+    )
     for output in ([10, 11, 12], [20, 21, 22]):
         proposer.start([1])
         proposer.finish(output)
@@ -173,7 +196,7 @@ def test_sampling_matches_the_target_with_the_cache_on() -> None:
         for b in range(SMALL_VOCAB):
             exact[(a, b)] = float(p1[a] * p2[b])
     engine = TransformersEngine(model)
-    proposer = SuffixProposer(2, max_spec_factor=2.0, min_token_prob=0.0)
+    proposer = SuffixProposer(2, max_spec_factor=2.0, min_token_prob=0.0, cache_min_match_length=2)
     counts: dict[Any, int] = {}
     drafts = 0
     for seed in range(SAMPLES):

@@ -39,6 +39,7 @@ class SuffixProposer:
         max_cached_requests: int = 10000,
         max_cached_tokens: int = 64_000,
         min_match_length: int = 2,
+        cache_min_match_length: int = 3,
     ) -> None:
         if num_speculative_tokens < 1:
             raise ValueError(f"num_speculative_tokens must be >= 1, got {num_speculative_tokens}.")
@@ -47,6 +48,7 @@ class SuffixProposer:
         self.max_spec_factor = max_spec_factor
         self.min_token_prob = min_token_prob
         self.min_match_length = min_match_length
+        self.cache_min_match_length = cache_min_match_length
         self.cache = ResponseCache(max_tree_depth, max_cached_requests, max_cached_tokens)
         self._local: RequestIndex | None = None
         self._matcher: Matcher | None = None  # the context in the cache (fixed per request)
@@ -82,7 +84,7 @@ class SuffixProposer:
             return Proposal([])
         own = local.speculate(k, self.max_spec_factor, min_token_prob=self.min_token_prob)
         cached = self.cache.speculate_from(
-            matcher, k, self.max_spec_factor, self.min_token_prob, self.min_match_length
+            matcher, k, self.max_spec_factor, self.min_token_prob, self.cache_min_match_length
         )
         if cached.score > own.score:
             self._source = cached.seq

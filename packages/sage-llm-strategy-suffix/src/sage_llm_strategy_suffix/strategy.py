@@ -79,6 +79,15 @@ class SuffixStrategy(SpeculativeStrategy):
         ge=1,
         le=1023,
     )
+    cache_min_match_length: int = param(
+        3,
+        doc="Reference engine, python backend: propose from the cache of earlier outputs only "
+        "after a match this long. A 2-token match in the request's own text predicts its "
+        "continuation; in earlier, unrelated outputs it is mostly a coincidence, rejected at "
+        "the cost of a wider verify pass (vLLM has no such field).",
+        ge=1,
+        le=1023,
+    )
     max_cached_tokens: int = param(
         64_000,
         doc="Reference engine, python backend: the cross-request cache also drops its least "
@@ -100,6 +109,14 @@ class SuffixStrategy(SpeculativeStrategy):
                 f"({self.max_tree_depth}): the tree holds no longer match, so nothing would "
                 "ever be proposed.",
                 "min_match_length",
+            )
+        if self.cache_min_match_length >= self.max_tree_depth:
+            raise InvalidParameterError(
+                self.name,
+                f"cache_min_match_length ({self.cache_min_match_length}) must be below "
+                f"max_tree_depth ({self.max_tree_depth}): the cache holds no longer match, so "
+                "it would never propose (max_cached_requests=0 turns it off).",
+                "cache_min_match_length",
             )
         if self.backend == "arctic":
             _require_arctic(self.name, "backend='arctic'", "backend")
@@ -147,7 +164,10 @@ class SuffixStrategy(SpeculativeStrategy):
             _require_arctic(self.name, "backend='arctic'", "backend")
             return ArcticSuffixProposer(self.num_speculative_tokens, **shared)
         return SuffixProposer(
-            self.num_speculative_tokens, max_cached_tokens=self.max_cached_tokens, **shared
+            self.num_speculative_tokens,
+            max_cached_tokens=self.max_cached_tokens,
+            cache_min_match_length=self.cache_min_match_length,
+            **shared,
         )
 
 

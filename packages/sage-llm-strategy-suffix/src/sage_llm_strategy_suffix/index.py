@@ -21,7 +21,7 @@ cut where it stops being the likely one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 
@@ -153,26 +153,50 @@ class SuffixTree:
         """:meth:`speculate` given the nodes of the context's last 1, 2, ... tokens (a
         :class:`Matcher`'s, or :meth:`suffix_nodes`), so a step needs no walk from the root
         per match length (quadratic in ``max_depth``)."""
-        best = Draft()
-        if max_spec_tokens <= 0:
-            return best
-        candidates = []  # (budget, match length), the most promising first
-        for length in range(min_match_length, min(len(matches), self.max_depth - 1) + 1):
-            budget = int(length * max_spec_factor + max_spec_offset + 1e-6)
-            candidates.append((min(max_spec_tokens, budget, self.max_depth - length), length))
-        candidates.sort(reverse=True)
-        for budget, length in candidates:
-            # a draft scores at most its budget (probabilities are <= 1): once no candidate
-            # left can beat the best, or tie it from a longer match, the rest are skipped
-            if budget < best.score:
-                break
-            if budget == best.score and length < best.match_len:
-                continue
-            draft = _follow(matches[length - 1], budget, min_token_prob)
-            if (draft.score, length) > (best.score, best.match_len):
-                draft.match_len = length
-                best = draft
+        return best_of_matches(
+            range(min_match_length, min(len(matches), self.max_depth - 1) + 1),
+            lambda length, budget: _follow(matches[length - 1], budget, min_token_prob),
+            max_spec_tokens,
+            max_spec_factor,
+            max_spec_offset,
+            self.max_depth,
+        )
+
+
+def best_of_matches(
+    lengths: range,
+    follow: Callable[[int, int], Draft],
+    max_spec_tokens: int,
+    max_spec_factor: float,
+    max_spec_offset: float,
+    max_depth: int,
+) -> Draft:
+    """The rule every index of ours proposes by: of the context's matches (``lengths``), the
+    draft ``follow(length, budget)`` that scores highest, a longer match winning a tie.
+
+    Each match's budget is ``max_spec_factor`` tokens per matched token (plus the offset),
+    within ``max_spec_tokens`` and the depth left below it. Candidates are tried by budget,
+    largest first: a draft scores at most its budget (probabilities are <= 1), so once no
+    candidate left can beat the best, or tie it from a longer match, the rest are skipped.
+    """
+    best = Draft()
+    if max_spec_tokens <= 0:
         return best
+    candidates = []  # (budget, match length), the most promising first
+    for length in lengths:
+        budget = int(length * max_spec_factor + max_spec_offset + 1e-6)
+        candidates.append((min(max_spec_tokens, budget, max_depth - length), length))
+    candidates.sort(reverse=True)
+    for budget, length in candidates:
+        if budget < best.score:
+            break
+        if budget == best.score and length < best.match_len:
+            continue
+        draft = follow(length, budget)
+        if (draft.score, length) > (best.score, best.match_len):
+            draft.match_len = length
+            best = draft
+    return best
 
 
 class Matcher:

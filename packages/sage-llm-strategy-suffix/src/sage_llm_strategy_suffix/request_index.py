@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sage_llm_strategy_suffix.index import Draft
+from sage_llm_strategy_suffix.index import Draft, best_of_matches
 
 
 class RequestIndex:
@@ -58,30 +58,24 @@ class RequestIndex:
         """The best-scoring continuation of the sequence's end, by the trie's rules (see
         :mod:`~sage_llm_strategy_suffix.index`), over matches of ``min_match_length`` up to
         ``max_depth - 1`` tokens."""
-        best = Draft()
-        seq = self.tokens
-        n = len(seq)
         m = self.min_match_length
-        longest = min(n, self.max_depth - 1)
+        longest = min(len(self.tokens), self.max_depth - 1)
         if max_spec_tokens <= 0 or longest < m:
-            return best
+            return Draft()
         occurrences = self._match_lengths(longest)
-        candidates = []  # (budget, match length), the most promising first
-        for length in range(m, longest + 1):
-            budget = int(length * max_spec_factor + max_spec_offset + 1e-6)
-            candidates.append((min(max_spec_tokens, budget, self.max_depth - length), length))
-        candidates.sort(reverse=True)
-        for budget, length in candidates:
-            if budget < best.score:  # no candidate left can beat the best (trie's rule)
-                break
-            if budget == best.score and length < best.match_len:
-                continue
+
+        def follow(length: int, budget: int) -> Draft:
             ends = [end for end, matched in occurrences if matched >= length]
-            draft = self._follow(ends, budget, min_token_prob)
-            if (draft.score, length) > (best.score, best.match_len):
-                draft.match_len = length
-                best = draft
-        return best
+            return self._follow(ends, budget, min_token_prob)
+
+        return best_of_matches(
+            range(m, longest + 1),
+            follow,
+            max_spec_tokens,
+            max_spec_factor,
+            max_spec_offset,
+            self.max_depth,
+        )
 
     def _match_lengths(self, longest: int) -> list[tuple[int, int]]:
         """Each position the last ``min_match_length`` tokens end at, with how many tokens

@@ -9,6 +9,7 @@ per method at once would not fit a small machine, so each runs as a block over a
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -72,7 +73,9 @@ def run_benchmark(
 
     With ``repeat`` > 1 every question is run that many times and each method keeps its
     fastest time (the least disturbed by other work on the machine); a mismatch in any repeat
-    is kept as the record. Methods of kind ``vllm`` need ``start_vllm`` and run in blocks.
+    is kept as the record. Proposers that learn across requests (a cache of earlier outputs)
+    start every repeat from the state before the first, so a repeat is not answered by the
+    output of the one before. Methods of kind ``vllm`` need ``start_vllm`` and run in blocks.
     """
     if not methods or methods[0].name != PLAIN:
         raise ValueError("the first method must be plain decoding: it is the reference output")
@@ -91,7 +94,10 @@ def run_benchmark(
     for question in questions:
         prompt_ids = engine.encode_prompt(question.prompt, chat=chat)
         runs: dict[str, list[Output]] = {m.name: [] for m in interleaved}
-        for _ in range(repeat):
+        before = _snapshot(engine) if repeat > 1 else None
+        for attempt in range(repeat):
+            if attempt and before:  # each repeat from the state before the first
+                engine.restore_proposers(before)
             for method in interleaved:
                 runs[method.name].append(runner.run(method, prompt_ids, max_tokens))
         reference = runs[methods[0].name][0].token_ids
@@ -106,6 +112,23 @@ def run_benchmark(
                 outs = [block.run(prompt_ids, max_tokens) for _ in range(repeat)]
                 _record(records, method, question, prompt_ids, reference, outs, on_record)
     return records
+
+
+def _snapshot(engine: Any) -> dict[Any, Any]:
+    """The engine's proposers that learn across requests, copied before a question's repeats:
+    without it the second run of a question would be proposed from the first run's output."""
+    take = getattr(engine, "snapshot_learning_proposers", None)
+    if take is None:  # an engine without proposers of its own (a test double)
+        return {}
+    try:
+        snapshot: dict[Any, Any] = take()
+    except (TypeError, copy.Error) as exc:
+        raise ValueError(
+            "--repeat > 1 runs each question again from the same proposer state, and a "
+            f"proposer that learns across requests could not be copied ({exc}): run with "
+            "--repeat 1."
+        ) from exc
+    return snapshot
 
 
 def _record(

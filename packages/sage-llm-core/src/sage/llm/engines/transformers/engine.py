@@ -13,6 +13,7 @@ Cache invariant: the target cache holds every committed token except the last on
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,26 @@ class TransformersEngine:
                 "which lacks start/propose/on_verified (see sage.llm.proposer.Proposer)."
             )
         return proposer
+
+    def snapshot_learning_proposers(self) -> dict[tuple[Hashable, SamplingParams], Proposer]:
+        """Copies of the proposers that learn from finished requests (the ``finish`` hook of
+        :class:`~sage.llm.proposer.FinishingProposer`, e.g. suffix decoding's cache), so that a
+        benchmark can run one request again from the same state (:meth:`restore_proposers`)
+        instead of letting the first run's output answer the second.
+
+        Raises ``TypeError`` (from :func:`copy.deepcopy`) for a proposer that cannot be copied.
+        """
+        return {
+            key: copy.deepcopy(proposer)
+            for key, proposer in self._proposers.items()
+            if isinstance(proposer, FinishingProposer)
+        }
+
+    def restore_proposers(self, snapshot: dict[tuple[Hashable, SamplingParams], Proposer]) -> None:
+        """Put back the state :meth:`snapshot_learning_proposers` copied (the snapshot stays
+        usable: each restore takes a copy of it)."""
+        for key, proposer in snapshot.items():
+            self._proposers[key] = copy.deepcopy(proposer)
 
     def _cached_proposer(
         self, strategy: SpeculativeStrategy | str, sampling: SamplingParams

@@ -53,31 +53,28 @@ class SuffixProposer:
         self._local: RequestIndex | None = None
         self._matcher: Matcher | None = None  # the context in the cache (fixed per request)
         self._prompt_len = 0
-        self._seen: list[int] = []  # the request's tokens the request index holds
         self._source = -1  # the cached output the last proposal came from (-1: this request)
 
     def start(self, prompt_ids: Sequence[int]) -> None:
         if self._local is not None:  # the previous request never reached finish()
-            self.cache.add(self._seen[self._prompt_len :])
+            self.cache.add(self._local.tokens[self._prompt_len :])
         self._local = RequestIndex(self.max_tree_depth, self.min_match_length)
-        self._seen = list(prompt_ids)
-        self._prompt_len = len(self._seen)
-        self._local.extend(self._seen)
+        self._local.extend(prompt_ids)
+        self._prompt_len = len(self._local)
         self._matcher = self.cache.matcher()
-        self._matcher.extend(self._seen)
+        self._matcher.extend(self._local.tokens)
         self._source = -1
 
     def propose(self, context_ids: Sequence[int], max_tokens: int) -> Proposal:
-        if self._local is None or len(context_ids) < len(self._seen):
+        if self._local is None or len(context_ids) < len(self._local):
             self.start(())  # a new request that did not call start()
         local, matcher = self._local, self._matcher
         assert local is not None
         assert matcher is not None
-        new = context_ids[len(self._seen) :]
+        new = context_ids[len(local) :]  # the index holds the request's tokens seen so far
         if new:
             local.extend(new)
             matcher.extend(new)
-            self._seen.extend(new)
         self._source = -1
         k = min(self.num_speculative_tokens, max_tokens)
         if k <= 0:
@@ -100,7 +97,6 @@ class SuffixProposer:
         self.cache.add(output_ids)
         self._local = None
         self._matcher = None
-        self._seen = []
         self._prompt_len = 0
 
 

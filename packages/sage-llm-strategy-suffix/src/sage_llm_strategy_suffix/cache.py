@@ -69,14 +69,12 @@ class ResponseCache:
         min_token_prob: float,
         min_match_length: int = 1,
     ) -> Draft:
-        if not self._recent:
-            return Draft()
-        return self.tree.speculate(
-            context,
-            max_spec_tokens,
-            max_spec_factor,
-            min_token_prob=min_token_prob,
-            min_match_length=min_match_length,
+        """The best continuation of ``context`` in the cached outputs (one-off: a request's
+        steps use :meth:`matcher` and :meth:`speculate_from`)."""
+        matcher = self.matcher()
+        matcher.extend(context)
+        return self.speculate_from(
+            matcher, max_spec_tokens, max_spec_factor, min_token_prob, min_match_length
         )
 
     def matcher(self) -> Matcher:

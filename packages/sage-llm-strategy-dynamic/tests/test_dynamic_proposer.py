@@ -8,7 +8,6 @@ the output distribution with the target's exact one.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -17,6 +16,7 @@ import pytest
 from sage.llm import get_strategy
 from sage.llm.proposer import Proposal, ProposerContext
 from sage.llm.testing import ProposerConformanceTests
+from sage.llm.testing.statistics import chi2_critical, chi_square
 from sage_llm_strategy_dynamic.controller import LookaheadController
 from sage_llm_strategy_dynamic.proposer import DynamicProposer, wrap
 
@@ -354,24 +354,6 @@ SAMPLES = 1200
 PROMPT = [1, 2, 3, 1, 2, 4, 1, 2, 0, 5]
 
 
-def _chi2_ok(counts: dict[Any, int], probs: dict[Any, float], total: int) -> tuple[float, float]:
-    """Chi-square statistic (cells with expected < 5 pooled) and its p = 0.001 bound."""
-    stat, df, pooled_obs, pooled_exp = 0.0, -1, 0.0, 0.0
-    for cell, p in probs.items():
-        expected, observed = p * total, counts.get(cell, 0)
-        if expected < 5:
-            pooled_obs, pooled_exp = pooled_obs + observed, pooled_exp + expected
-            continue
-        stat += (observed - expected) ** 2 / expected
-        df += 1
-    if pooled_exp > 0:
-        stat += (pooled_obs - pooled_exp) ** 2 / pooled_exp
-        df += 1
-    assert all(probs.get(k, 0.0) > 0 for k in counts), "a zero-probability token was generated"
-    h = 2.0 / (9.0 * df)
-    return stat, df * (1.0 - h + 3.09 * math.sqrt(h)) ** 3
-
-
 @pytest.mark.parametrize("kind", ["ngram", "draft-confidence", "draft-cumulative"])
 def test_sampling_keeps_the_target_distribution(kind: str) -> None:
     pytest.importorskip("transformers")
@@ -439,7 +421,8 @@ def test_sampling_keeps_the_target_distribution(kind: str) -> None:
     assert drafts > SAMPLES // 4
     if kind == "draft-cumulative":
         assert depths == {1, 2}, "the stop should end some drafts early and not others"
-    stat, bound = _chi2_ok(counts, exact, SAMPLES)
+    stat, df = chi_square(counts, exact, SAMPLES)
+    bound = chi2_critical(df)
     assert stat < bound, f"chi2={stat:.1f} > {bound:.1f}"
 
 
